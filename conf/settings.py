@@ -1,0 +1,320 @@
+"""Typed, layered settings for every Aegis job and service.
+
+Precedence, lowest to highest (the one place it is written down):
+
+1. ``conf/base.yaml``
+2. ``conf/<profile>.yaml`` (profile from ``--profile`` or ``AEGIS_PROFILE``, default ``local``)
+3. environment variables ``AEGIS_<SECTION>__<KEY>`` (double underscore between levels),
+   e.g. ``AEGIS_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:9092``
+4. explicit overrides (CLI ``--set section.key=value``)
+
+Every model is strict (unknown keys are errors) and every error names the dotted key.
+Relative paths are resolved against the project root (``AEGIS_HOME`` or the current directory).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CONF_DIR = Path(__file__).resolve().parent
+PROFILES = ("local", "test", "cluster")
+ENV_PREFIX = "AEGIS_"
+UNSAFE_CARD_KEY = "local-development-key-not-a-secret"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or invalid; the message names the key."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathsSettings(Strict):
+    """Where Aegis keeps its data on disk."""
+
+    home: Path = Field(Path("."), description="Project root; relative paths below resolve against it.")
+    lakehouse: Path = Field(Path("var/lakehouse"), description="Root folder (or URI) of all Delta tables.")
+    checkpoints: Path = Field(
+        Path("var/lakehouse/_checkpoints"), description="Streaming checkpoints, one folder per query."
+    )
+    cache: Path = Field(Path(".cache"), description="Resolved JVM jars and Kafka broker libraries.")
+    run: Path = Field(Path("var/run"), description="Runtime state: broker data, pid files, logs.")
+
+
+class BrokerSettings(Strict):
+    """The embedded single-node KRaft broker started by `aegis kafka up`."""
+
+    host: str = Field("127.0.0.1", description="Interface the broker listens on (loopback only).")
+    port: int = Field(19092, ge=1024, le=65535, description="Client port.")
+    controller_port: int = Field(19093, ge=1024, le=65535, description="KRaft controller port.")
+    heap: str = Field("512m", description="Broker JVM heap.")
+
+
+class TopicSettings(Strict):
+    """Kafka topic names and partition counts."""
+
+    transactions: str = Field("aegis.transactions", description="Incoming card transactions.")
+    labels: str = Field("aegis.transaction-labels", description="Chargebacks / confirmed labels.")
+    scores: str = Field("aegis.fraud-scores", description="Scores with top reasons, keyed by transaction id.")
+    partitions: int = Field(4, ge=1, le=1024, description="Partitions for each topic when created.")
+
+
+class KafkaSettings(Strict):
+    """Kafka endpoints and topics."""
+
+    bootstrap_servers: str = Field("127.0.0.1:19092", description="Comma-separated host:port list.")
+    topics: TopicSettings = TopicSettings()
+    broker: BrokerSettings = BrokerSettings()
+    starting_offsets: Literal["earliest", "latest"] = Field(
+        "earliest", description="Where a brand-new streaming query starts reading."
+    )
+    max_offsets_per_trigger: int | None = Field(
+        None, ge=1, description="Upper bound of records per micro-batch (None = all available)."
+    )
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_port_list(cls, value: str) -> str:
+        for item in value.split(","):
+            host, _, port = item.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port...], got {value!r}")
+        return value
+
+
+class SparkSettings(Strict):
+    """How the Spark session is built (spark-submit flags win over these)."""
+
+    master: str = Field("local[*]", description="Master URL used when not launched by spark-submit.")
+    app_name: str = Field("aegis", description="Application name prefix.")
+    driver_memory: str = Field("4g", description="Driver heap for local runs.")
+    shuffle_partitions: int = Field(4, ge=1, description="spark.sql.shuffle.partitions.")
+    ui_enabled: bool = Field(False, description="Start the Spark UI.")
+    log_level: str = Field("WARN", description="Spark log level.")
+    conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark confs, applied last.")
+
+
+class MlflowSettings(Strict):
+    """MLflow tracking server and model registry."""
+
+    tracking_uri: str = Field("sqlite:///var/mlflow/mlflow.db", description="Tracking store URI.")
+    registry_uri: str | None = Field(None, description="Registry URI (defaults to the tracking URI).")
+    artifact_root: Path = Field(Path("var/mlflow/artifacts"), description="Artifact folder for new runs.")
+    experiment: str = Field("aegis-fraud", description="Experiment for training runs.")
+    model_name: str = Field("aegis-fraud", description="Registered model name.")
+    serving_alias: str = Field("champion", description="Alias the stream and the API serve.")
+
+
+class FeatureSettings(Strict):
+    """Feature computation parameters shared by the stream and batch engines."""
+
+    timezone: str = Field("UTC", description="Zone for hour-of-day, day-of-week, weekend and night.")
+    terminal_label_delay_days: int = Field(7, ge=0, description="Terminal windows end this long before a tx.")
+    night_start_hour: int = Field(0, ge=0, le=23, description="Night flag: hour >= this ...")
+    night_end_hour: int = Field(7, ge=0, le=24, description="... and hour < this.")
+
+
+class StreamSettings(Strict):
+    """The streaming scoring job."""
+
+    query_name: str = Field("aegis-stream", description="Stable name: checkpoint folder and Delta txnAppId.")
+    trigger_seconds: float = Field(2.0, gt=0, description="Micro-batch trigger interval.")
+    allowed_lateness_seconds: float = Field(
+        0.0, ge=0, description="Hold features until the event-time frontier passes this much."
+    )
+    model_refresh_seconds: float = Field(15.0, gt=0, description="How often @champion is re-resolved.")
+    metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus port (0 = off).")
+    publish_scores: bool = Field(True, description="Also write scores to the scores topic.")
+
+
+class SecuritySettings(Strict):
+    """Secrets; real deployments pass them through the environment."""
+
+    card_hash_key: str = Field(UNSAFE_CARD_KEY, description="HMAC key for card-number tokens.")
+
+
+class ApiKey(Strict):
+    """One API key, stored as a SHA-256 hash."""
+
+    name: str = Field(description="Who holds the key (for logs).")
+    sha256: str = Field(description="Hex SHA-256 of the key.", min_length=64, max_length=64)
+    role: Literal["analyst", "service", "admin"] = Field(description="What the key may read.")
+
+
+class ApiSettings(Strict):
+    """The score lookup API."""
+
+    host: str = Field("127.0.0.1", description="Bind address.")
+    port: int = Field(8080, ge=1, le=65535, description="Bind port.")
+    keys: list[ApiKey] = Field(default_factory=list, description="Accepted API keys (hashed).")
+    table_refresh_seconds: float = Field(2.0, gt=0, description="How often the table versions are polled.")
+
+
+class QualitySettings(Strict):
+    """Data-quality reporting."""
+
+    data_docs_dir: Path = Field(Path("var/data-docs"), description="Where Data Docs HTML is built.")
+
+
+class Settings(Strict):
+    """All of Aegis' configuration."""
+
+    profile: Literal["local", "test", "cluster"] = Field("local", description="Active profile.")
+    paths: PathsSettings = PathsSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    spark: SparkSettings = SparkSettings()
+    mlflow: MlflowSettings = MlflowSettings()
+    features: FeatureSettings = FeatureSettings()
+    stream: StreamSettings = StreamSettings()
+    security: SecuritySettings = SecuritySettings()
+    api: ApiSettings = ApiSettings()
+    quality: QualitySettings = QualitySettings()
+
+    @model_validator(mode="after")
+    def _no_unsafe_secrets_outside_local(self) -> Settings:
+        if self.profile not in ("local", "test") and self.security.card_hash_key in ("", UNSAFE_CARD_KEY):
+            raise ValueError(
+                "security.card_hash_key: the built-in development key is refused outside the "
+                "local and test profiles; set AEGIS_SECURITY__CARD_HASH_KEY"
+            )
+        return self
+
+    def path(self, value: Path) -> Path:
+        """Resolve a configured path against ``paths.home``."""
+        return value if value.is_absolute() else (self.paths.home / value).resolve()
+
+    @property
+    def lakehouse_root(self) -> Path:
+        return self.path(self.paths.lakehouse)
+
+    @property
+    def checkpoint_root(self) -> Path:
+        return self.path(self.paths.checkpoints)
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.path(self.paths.cache)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path(self.paths.run)
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return _resolve_sqlite_uri(self.mlflow.tracking_uri, self.paths.home)
+
+    @property
+    def mlflow_registry_uri(self) -> str:
+        return _resolve_sqlite_uri(self.mlflow.registry_uri or self.mlflow.tracking_uri, self.paths.home)
+
+
+def _resolve_sqlite_uri(uri: str, home: Path) -> str:
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str((home / uri[len(prefix) :]).resolve())
+    return uri
+
+
+def _deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _nested(dotted: str, value: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    cursor = out
+    parts = [p for p in dotted.split(".") if p]
+    for part in parts[:-1]:
+        cursor = cursor.setdefault(part, {})
+    cursor[parts[-1]] = value
+    return out
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Turn ``AEGIS_A__B=v`` variables into ``{"a": {"b": v}}`` (values parsed as YAML scalars)."""
+    merged: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        dotted = name[len(ENV_PREFIX) :].lower().replace("__", ".")
+        merged = _deep_merge(merged, _nested(dotted, _parse_scalar(raw)))
+    return merged
+
+
+def _parse_scalar(raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError:
+        return raw
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Parse CLI ``section.key=value`` overrides."""
+    merged: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r}: expected section.key=value")
+        merged = _deep_merge(merged, _nested(key.strip(), _parse_scalar(raw)))
+    return merged
+
+
+def load_settings(
+    profile: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    conf_dir: Path = CONF_DIR,
+) -> Settings:
+    """Load and validate settings; raises ConfigError naming the offending key."""
+    env = dict(os.environ if environ is None else environ)
+    chosen = profile or env.get("AEGIS_PROFILE") or "local"
+    if chosen not in PROFILES:
+        raise ConfigError(f"profile: unknown profile {chosen!r}; expected one of {', '.join(PROFILES)}")
+    data = _read_yaml(conf_dir / "base.yaml")
+    data = _deep_merge(data, _read_yaml(conf_dir / f"{chosen}.yaml"))
+    data = _deep_merge(data, env_overrides(env))
+    data = _deep_merge(data, dict(overrides or {}))
+    data["profile"] = chosen
+    home = env.get("AEGIS_HOME")
+    if home:
+        data = _deep_merge(data, {"paths": {"home": home}})
+    paths = data.setdefault("paths", {})
+    paths["home"] = str(Path(paths.get("home", ".")).expanduser().resolve())
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per problem, each starting with the dotted key."""
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(root)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{key}: unknown setting")
+        else:
+            lines.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
+    return "invalid configuration:\n  " + "\n  ".join(lines)

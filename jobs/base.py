@@ -1,0 +1,81 @@
+"""What every job shares: a typed config, a context with the session and clients, progress."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict
+
+from conf.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger("aegis")
+
+
+class JobConfig(BaseModel):
+    """Base of every job's parameters: frozen and strict."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass
+class JobContext:
+    """The edges a job runs against, created by the entry point and passed in."""
+
+    settings: Settings
+    spark: SparkSession | None = None
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Console logging for CLI runs (spark-submit keeps log4j for the JVM)."""
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("py4j", "kafka", "urllib3", "mlflow", "alembic", "great_expectations"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class Progress:
+    """Stage, rows done and an estimate, to the console and the log, at most every ``every`` s."""
+
+    def __init__(self, stage: str, total: int | None = None, every: float = 2.0) -> None:
+        self.stage = stage
+        self.total = total
+        self.every = every
+        self.done = 0
+        self.started = time.monotonic()
+        self._last = 0.0
+
+    def advance(self, rows: int) -> None:
+        self.done += rows
+        now = time.monotonic()
+        if now - self._last >= self.every or (self.total is not None and self.done >= self.total):
+            self._last = now
+            self._report(now)
+
+    def _report(self, now: float) -> None:
+        elapsed = max(now - self.started, 1e-6)
+        rate = self.done / elapsed
+        if self.total:
+            left = (self.total - self.done) / rate if rate > 0 else float("inf")
+            log.info(
+                "%s: %s/%s rows (%.0f%%), %.0f rows/s, ~%.0fs left",
+                self.stage, f"{self.done:,}", f"{self.total:,}", 100 * self.done / self.total, rate, left,
+            )
+        else:
+            log.info("%s: %s rows, %.0f rows/s", self.stage, f"{self.done:,}", rate)
+
+    def finish(self) -> float:
+        elapsed = time.monotonic() - self.started
+        log.info("%s: done, %s rows in %.1fs", self.stage, f"{self.done:,}", elapsed)
+        return elapsed

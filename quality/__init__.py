@@ -1,0 +1,1 @@
+"""Data quality: expectation suites (conf/expectations) compiled to row rules, validation, reports."""
