@@ -70,7 +70,7 @@ class Feature:
 
     @property
     def id(self) -> str:
-        return f"{self.entity.value}.{self.name}.v{self.version}"
+        return f"{self.entity.value}.{self.name.removeprefix(self.entity.value + '_')}.v{self.version}"
 
     def to_record(self) -> dict[str, object]:
         """A JSON-friendly description (for the listing, MLflow and the data dictionary)."""

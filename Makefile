@@ -1,0 +1,69 @@
+# Aegis — the two commands that work on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+CACHE := .cache
+STAMP := $(VENV)/.setup-stamp
+AEGIS := $(BIN)/aegis
+
+.PHONY: setup demo test test-unit test-integration lint kafka-up kafka-down mlflow-ui \
+        bench-model bench-stream bench-backfill bench-api features-listing clean
+
+$(STAMP): pyproject.toml requirements.lock deploy/spark/pom.xml deploy/kafka/pom.xml deploy/fetch-jars.sh
+	@command -v $(PYTHON) >/dev/null || { echo "setup: $(PYTHON) not found (Aegis needs Python 3.11)"; exit 1; }
+	@command -v java >/dev/null || { echo "setup: java not found (Aegis needs a JDK 17)"; exit 1; }
+	@command -v mvn >/dev/null || { echo "setup: mvn not found (needed once to resolve the JVM jars)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip wheel
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	$(BIN)/pip check
+	bash deploy/fetch-jars.sh $(CACHE)
+	touch $(STAMP)
+
+setup: $(STAMP)  ## virtualenv, pinned Python deps, JVM jars, Kafka broker libs (idempotent)
+
+demo: setup  ## the whole path on embedded defaults, bounded; prints a summary
+	$(AEGIS) demo
+
+test: setup  ## every test: unit and integration (real Kafka broker, Spark, Delta, MLflow)
+	$(BIN)/python -m pytest -p no:cacheprovider
+
+test-unit: setup
+	$(BIN)/python -m pytest -p no:cacheprovider -m "not integration"
+
+test-integration: setup
+	$(BIN)/python -m pytest -p no:cacheprovider -m integration
+
+lint: setup  ## ruff and mypy on the project's own code
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+kafka-up: setup
+	$(AEGIS) kafka up
+
+kafka-down: setup
+	$(AEGIS) kafka down
+
+mlflow-ui: setup  ## MLflow UI over the configured tracking store
+	$(AEGIS) mlflow-ui
+
+features-listing: setup  ## regenerate features/compiled.md from the declarations
+	$(AEGIS) features listing --write
+
+bench-model: setup
+	$(BIN)/python benchmarks/bench_model.py
+
+bench-stream: setup
+	$(BIN)/python benchmarks/bench_stream.py
+
+bench-backfill: setup
+	$(BIN)/python benchmarks/bench_backfill.py
+
+bench-api: setup
+	$(BIN)/python benchmarks/bench_api.py
+
+clean:  ## remove local data (lakehouse, broker storage, MLflow store); keeps the venv and jar cache
+	-$(AEGIS) kafka down
+	rm -rf var

@@ -1,0 +1,85 @@
+"""The steps the stream and the backfill share: featurize targets over their history, score, write.
+
+The stream's micro-batch and the backfill's date range both end up in :func:`featurize` (the
+same feature engine over ``history ∪ targets``) and :class:`Scorer` (the same pandas UDF over
+the registered model), so their outputs agree by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from conf.settings import Settings
+from features.catalog import FeatureParams
+from features.engine import TARGET, compute_features, lookback
+from lakehouse.delta_io import read_table
+from lakehouse.tables import LABELS, TRANSACTIONS
+
+ScoreFn = Callable[[DataFrame], DataFrame]
+
+
+@dataclass(frozen=True)
+class TargetSpan:
+    """Which transactions to featurize: their date span (for partition pruning) and a filter."""
+
+    first_date: date
+    last_date: date
+    condition: object  # a pyspark Column over bronze columns
+
+
+def history_for(
+    spark: SparkSession,
+    settings: Settings,
+    params: FeatureParams,
+    span: TargetSpan,
+    restrict_to_target_keys: bool,
+) -> tuple[DataFrame, DataFrame]:
+    """(bronze transactions with ``_target`` flag, labels) needed to featurize the span's targets."""
+    root = settings.lakehouse_root
+    back = lookback(params) + timedelta(days=1)
+    first = span.first_date - back
+    bronze = read_table(spark, TRANSACTIONS, root).filter(
+        F.col("event_date").between(F.lit(first), F.lit(span.last_date))
+    )
+    flagged = bronze.withColumn(TARGET, F.coalesce(span.condition, F.lit(False)))  # type: ignore[arg-type]
+    if restrict_to_target_keys:
+        targets = flagged.filter(F.col(TARGET))
+        customers = targets.select("customer_id").distinct()
+        terminals = targets.select("terminal_id").distinct()
+        by_customer = flagged.join(F.broadcast(customers), "customer_id", "left_semi")
+        by_terminal = flagged.join(F.broadcast(terminals), "terminal_id", "left_semi")
+        flagged = by_customer.unionByName(by_terminal).dropDuplicates(["transaction_id"])
+    labels = read_table(spark, LABELS, root).filter(
+        F.col("report_date").between(F.lit(first), F.lit(span.last_date + timedelta(days=1)))
+    )
+    return flagged, labels
+
+
+def featurize(
+    spark: SparkSession,
+    settings: Settings,
+    params: FeatureParams,
+    span: TargetSpan,
+    source: str,
+    run_id: str,
+    batch_id: int | None = None,
+    restrict_to_target_keys: bool = False,
+    late_before: datetime | None = None,
+) -> DataFrame:
+    """silver.features rows for the span's targets, with lineage columns."""
+    history, labels = history_for(spark, settings, params, span, restrict_to_target_keys)
+    features = compute_features(history, labels, params)
+    is_late = F.lit(False) if late_before is None else F.col("event_time") <= F.lit(late_before)
+    return features.select(
+        "*",
+        F.lit(source).alias("source"),
+        is_late.alias("is_late"),
+        F.lit(batch_id).cast("long").alias("stream_batch_id"),
+        F.lit(run_id).alias("run_id"),
+        F.current_timestamp().alias("computed_at"),
+    )

@@ -1,0 +1,249 @@
+"""The streaming scoring job: Kafka -> quarantine / bronze -> silver.features -> gold.scores -> Kafka.
+
+Run it with ``aegis stream`` or ``spark-submit jobs/stream.py --profile cluster``.
+
+Exactly-once into Delta: bronze is written with an insert-if-absent MERGE on transaction_id
+(replays and duplicate deliveries insert nothing), quarantine, silver and gold with Delta's
+idempotent ``txnAppId`` (= ``stream.query_name`` + table, stable across checkpoint loss) and
+``txnVersion`` (= the micro-batch id). The features of batch N are those of the bronze rows
+that batch N ingested, so a replayed batch recomputes the same rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from conf.settings import Settings
+from features.catalog import FeatureParams
+from jobs.base import JobConfig
+from jobs.pipeline import ScoreFn, TargetSpan, featurize
+from lakehouse.delta_io import append_idempotent, insert_new, read_table
+from lakehouse.ingest import parse_labels, parse_transactions, quarantine_rows, valid_rows
+from lakehouse.tables import LABELS, QUARANTINE, SCORES, TRANSACTIONS, features_table
+from quality.rules import load_suite
+
+log = logging.getLogger("aegis.stream")
+
+
+class StreamConfig(JobConfig):
+    """Parameters of one run of the streaming job."""
+
+    max_seconds: float | None = None
+    until_idle: bool = False
+    idle_seconds: float = 6.0
+
+
+@dataclass
+class BatchSummary:
+    """What one micro-batch did (logged, and kept for the console summary)."""
+
+    batch_id: int
+    records: int
+    bronze: int
+    quarantined: int
+    featurized: int
+    scored: int
+    seconds: float
+
+
+class MicroBatchProcessor:
+    """The foreachBatch function. Holds only driver-side, recoverable state (the frontier)."""
+
+    def __init__(self, settings: Settings, params: FeatureParams, scorer: ScoreFn | None,
+                 publish: DataFrame | None = None) -> None:
+        self.settings = settings
+        self.params = params
+        self.scorer = scorer
+        self.app_id = settings.stream.query_name
+        self.lateness = timedelta(seconds=settings.stream.allowed_lateness_seconds)
+        self.suite = load_suite("transactions")
+        self.frontier: datetime | None = None
+        self._frontier_known = False
+        self.history: list[BatchSummary] = []
+
+    def _recover_frontier(self, spark: SparkSession, batch_id: int) -> None:
+        row = (
+            read_table(spark, TRANSACTIONS, self.settings.lakehouse_root)
+            .filter(F.col("ingest_batch_id") < batch_id)
+            .agg(F.max("event_time"))
+            .first()
+        )
+        latest = row[0] if row else None
+        self.frontier = latest - self.lateness if latest is not None else None
+        self._frontier_known = True
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        started = time.monotonic()
+        spark = batch.sparkSession
+        root = self.settings.lakehouse_root
+        topics = self.settings.kafka.topics
+        if not self._frontier_known:
+            self._recover_frontier(spark, batch_id)
+        batch = batch.persist()
+        try:
+            records = batch.count()
+            if records == 0:
+                return
+            tx = parse_transactions(
+                batch.filter(F.col("topic") == topics.transactions), self.settings.security.card_hash_key, self.suite
+            ).persist()
+            labels = parse_labels(batch.filter(F.col("topic") == topics.labels)).persist()
+            quarantine = quarantine_rows(tx, "stream", batch_id).unionByName(quarantine_rows(labels, "stream", batch_id))
+            append_idempotent(quarantine, QUARANTINE, root, f"{self.app_id}.quarantine", batch_id)
+            good_tx = valid_rows(tx, "stream", batch_id)
+            dates = [str(r[0]) for r in good_tx.select("event_date").distinct().collect()]
+            if dates:
+                insert_new(good_tx, TRANSACTIONS, root, ["transaction_id"], dates)
+            good_labels = valid_rows(labels, "stream", batch_id)
+            report_dates = [str(r[0]) for r in good_labels.select("report_date").distinct().collect()]
+            if report_dates:
+                insert_new(good_labels, LABELS, root, ["transaction_id", "is_fraud", "reported_at"], report_dates)
+            featurized, scored = self._features_and_scores(spark, batch_id, dates)
+            summary = BatchSummary(
+                batch_id, records, good_tx.count(), quarantine.count(), featurized, scored,
+                time.monotonic() - started,
+            )
+            self.history.append(summary)
+            log.info("batch %d: %s", batch_id, summary)
+            tx.unpersist()
+            labels.unpersist()
+        finally:
+            batch.unpersist()
+
+    def _features_and_scores(self, spark: SparkSession, batch_id: int, dates: list[str]) -> tuple[int, int]:
+        root = self.settings.lakehouse_root
+        ingested = read_table(spark, TRANSACTIONS, root).filter(F.col("ingest_batch_id") == batch_id)
+        bounds = ingested.agg(F.min("event_time"), F.max("event_time")).first()
+        if bounds is None or bounds[0] is None:
+            return 0, 0
+        previous = self.frontier
+        newest = bounds[1] - self.lateness
+        frontier = newest if previous is None else max(previous, newest)
+        # Targets: late rows of this batch, and every ingested row that the frontier now passes.
+        condition = F.col("ingest_batch_id") <= batch_id
+        upper = F.col("event_time") <= F.lit(frontier)
+        if previous is None:
+            condition = condition & upper
+        else:
+            late = (F.col("ingest_batch_id") == batch_id) & (F.col("event_time") <= F.lit(previous))
+            fresh = (F.col("event_time") > F.lit(previous)) & upper
+            condition = condition & (late | fresh)
+        first_date = (bounds[0] if previous is None else min(bounds[0], previous)).date()
+        span = TargetSpan(first_date, frontier.date(), condition)
+        features = featurize(
+            spark, self.settings, self.params, span, "stream", self.app_id, batch_id,
+            restrict_to_target_keys=True, late_before=previous,
+        ).persist()
+        try:
+            count = features.count()
+            append_idempotent(features, features_table(self.params), root, f"{self.app_id}.silver", batch_id)
+            scored = 0
+            if self.scorer is not None and count:
+                timing = ingested.select("transaction_id", "kafka_timestamp")
+                scores = self.scorer(features.join(timing, "transaction_id", "left")).persist()
+                scored = scores.count()
+                append_idempotent(scores, SCORES, root, f"{self.app_id}.gold", batch_id)
+                if self.settings.stream.publish_scores:
+                    publish_scores(scores, self.settings)
+                scores.unpersist()
+            self.frontier = frontier
+            return count, scored
+        finally:
+            features.unpersist()
+
+
+def publish_scores(scores: DataFrame, settings: Settings) -> None:
+    """Each score with its top reasons to the scores topic, keyed by transaction id (at-least-once)."""
+    payload = F.to_json(
+        F.struct("transaction_id", "customer_id", "terminal_id", "event_time", "amount", "score", "decision",
+                 "model_name", "model_version", "policy_version", "feature_version", "top_reasons", "scored_at")
+    )
+    (
+        scores.select(F.col("transaction_id").cast("binary").alias("key"), payload.cast("binary").alias("value"))
+        .write.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
+        .option("topic", settings.kafka.topics.scores)
+        .save()
+    )
+
+
+def kafka_source(spark: SparkSession, settings: Settings) -> DataFrame:
+    """The transactions and labels topics as one streaming DataFrame."""
+    k = settings.kafka
+    reader = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", k.bootstrap_servers)
+        .option("subscribe", f"{k.topics.transactions},{k.topics.labels}")
+        .option("startingOffsets", k.starting_offsets)
+    )
+    if k.max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", k.max_offsets_per_trigger)
+    return reader.load()
+
+
+def start_query(spark: SparkSession, settings: Settings, processor: MicroBatchProcessor):  # noqa: ANN201
+    """Start the streaming query with its stable checkpoint."""
+    checkpoint = settings.checkpoint_root / settings.stream.query_name
+    return (
+        kafka_source(spark, settings)
+        .writeStream.queryName(settings.stream.query_name)
+        .foreachBatch(processor)
+        .option("checkpointLocation", str(checkpoint))
+        .trigger(processingTime=f"{int(settings.stream.trigger_seconds * 1000)} milliseconds")
+        .start()
+    )
+
+
+def await_query(query, config: StreamConfig) -> None:  # noqa: ANN001
+    """Block until the query fails, the time budget ends, or (until_idle) the input is drained."""
+    started = time.monotonic()
+    idle_since: float | None = None
+    while query.isActive:
+        query.awaitTermination(1.0)
+        elapsed = time.monotonic() - started
+        if config.max_seconds is not None and elapsed >= config.max_seconds:
+            break
+        if config.until_idle:
+            progress = query.lastProgress
+            busy = query.status.get("isDataAvailable") or (progress and progress.get("numInputRows", 0) > 0)
+            if busy or progress is None:
+                idle_since = None
+            elif idle_since is None:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since >= config.idle_seconds:
+                break
+    if query.exception() is not None:
+        raise RuntimeError(f"streaming query failed: {query.exception()}")
+    query.stop()
+
+
+def run(settings: Settings, config: StreamConfig, spark: SparkSession | None = None,
+        launched_by_spark_submit: bool = False) -> int:
+    """Run the streaming job until stopped (or for the configured time)."""
+    from jobs.scoring import ModelScorer
+    from jobs.tables import feature_params
+    from lakehouse.session import create_session
+
+    session = spark or create_session(settings, "stream", launched_by_spark_submit)
+    params = feature_params(settings)
+    scorer = ModelScorer(session, settings, params, source="stream")
+    processor = MicroBatchProcessor(settings, params, scorer)
+    query = start_query(session, settings, processor)
+    log.info("stream: query %s started (checkpoint %s)", settings.stream.query_name, settings.checkpoint_root)
+    await_query(query, config)
+    total = sum(b.bronze for b in processor.history)
+    log.info("stream: stopped after %d batches, %d transactions ingested", len(processor.history), total)
+    return 0
+
+
+if __name__ == "__main__":  # spark-submit jobs/stream.py [--profile P] [--set k=v ...]
+    from jobs.submit import submit_main
+
+    sys.exit(submit_main("stream", lambda s, spark: run(s, StreamConfig(), spark, True)))
