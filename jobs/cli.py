@@ -95,6 +95,25 @@ def _stream(settings: Settings, args: argparse.Namespace) -> int:
     return stream.run(settings, stream.StreamConfig(max_seconds=args.max_seconds, until_idle=args.until_idle))
 
 
+def _backfill(settings: Settings, args: argparse.Namespace) -> int:
+    from jobs import backfill
+
+    config = backfill.BackfillConfig(date_from=args.date_from, date_to=args.date_to, model=args.model)
+    return backfill.run(settings, config)
+
+
+def _maintain(settings: Settings, args: argparse.Namespace) -> int:
+    from jobs import backfill
+
+    return backfill.run_maintain(settings, args.retention_hours)
+
+
+def _nightly(settings: Settings, args: argparse.Namespace) -> int:
+    from jobs import backfill
+
+    return backfill.run_nightly(settings, args.date, args.retrain)
+
+
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from jobs import demo
 
@@ -175,6 +194,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-seconds", type=float, help="stop after this long")
     p.add_argument("--until-idle", action="store_true", help="stop once the topics are drained")
     p.set_defaults(handler=_stream)
+
+    p = sub.add_parser("backfill", help="recompute features and scores for a date range (idempotent)")
+    p.add_argument("--from", dest="date_from", type=_date, required=True)
+    p.add_argument("--to", dest="date_to", type=_date, required=True)
+    p.add_argument("--model", help="alias or version number (default: the serving alias)")
+    p.set_defaults(handler=_backfill)
+
+    p = sub.add_parser("maintain", help="OPTIMIZE + Z-ORDER and VACUUM every table, with a size report")
+    p.add_argument("--retention-hours", type=int, default=168, help="VACUUM retention (Delta refuses < 168)")
+    p.set_defaults(handler=_maintain)
+
+    p = sub.add_parser("nightly", help="backfill yesterday, maintain, optionally retrain")
+    p.add_argument("--date", type=_date, help="the day to backfill (default: yesterday, UTC)")
+    p.add_argument("--retrain", action="store_true")
+    p.set_defaults(handler=_nightly)
 
     p = sub.add_parser("demo", help="the whole path on embedded defaults, bounded")
     p.add_argument("--seconds", type=float, default=60.0)

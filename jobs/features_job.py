@@ -72,7 +72,9 @@ def parity(settings: Settings, date_from: date | None, date_to: date | None) -> 
     counts = joined.agg(
         F.count(F.col("s.transaction_id")).alias("_stream_rows"),
         F.count(F.col("b.event_time")).alias("_batch_rows"),
-        F.sum(F.when(F.col("s.event_time").isNull() | F.col("b.event_time").isNull(), 1).otherwise(0)).alias("_unmatched"),
+        F.sum(F.when(F.col("s.event_time").isNull() | F.col("b.event_time").isNull(), 1).otherwise(0)).alias(
+            "_unmatched"
+        ),
         *diffs,
     ).first()
     assert counts is not None

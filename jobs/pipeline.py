@@ -20,7 +20,7 @@ from features.engine import TARGET, compute_features, lookback
 from lakehouse.delta_io import read_table
 from lakehouse.tables import LABELS, TRANSACTIONS
 
-ScoreFn = Callable[[DataFrame], DataFrame]
+ScoreFn = Callable[[DataFrame, int | None], DataFrame]
 
 
 @dataclass(frozen=True)

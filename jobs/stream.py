@@ -95,7 +95,9 @@ class MicroBatchProcessor:
                 batch.filter(F.col("topic") == topics.transactions), self.settings.security.card_hash_key, self.suite
             ).persist()
             labels = parse_labels(batch.filter(F.col("topic") == topics.labels)).persist()
-            quarantine = quarantine_rows(tx, "stream", batch_id).unionByName(quarantine_rows(labels, "stream", batch_id))
+            quarantine = quarantine_rows(tx, "stream", batch_id).unionByName(
+                quarantine_rows(labels, "stream", batch_id)
+            )
             append_idempotent(quarantine, QUARANTINE, root, f"{self.app_id}.quarantine", batch_id)
             good_tx = valid_rows(tx, "stream", batch_id)
             dates = [str(r[0]) for r in good_tx.select("event_date").distinct().collect()]
@@ -147,7 +149,7 @@ class MicroBatchProcessor:
             scored = 0
             if self.scorer is not None and count:
                 timing = ingested.select("transaction_id", "kafka_timestamp")
-                scores = self.scorer(features.join(timing, "transaction_id", "left")).persist()
+                scores = self.scorer(features.join(timing, "transaction_id", "left"), batch_id).persist()
                 scored = scores.count()
                 append_idempotent(scores, SCORES, root, f"{self.app_id}.gold", batch_id)
                 if self.settings.stream.publish_scores:
@@ -188,7 +190,7 @@ def kafka_source(spark: SparkSession, settings: Settings) -> DataFrame:
     return reader.load()
 
 
-def start_query(spark: SparkSession, settings: Settings, processor: MicroBatchProcessor):  # noqa: ANN201
+def start_query(spark: SparkSession, settings: Settings, processor: MicroBatchProcessor):
     """Start the streaming query with its stable checkpoint."""
     checkpoint = settings.checkpoint_root / settings.stream.query_name
     return (
@@ -201,7 +203,7 @@ def start_query(spark: SparkSession, settings: Settings, processor: MicroBatchPr
     )
 
 
-def await_query(query, config: StreamConfig) -> None:  # noqa: ANN001
+def await_query(query, config: StreamConfig) -> None:
     """Block until the query fails, the time budget ends, or (until_idle) the input is drained."""
     started = time.monotonic()
     idle_since: float | None = None
