@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,9 +33,42 @@ def session_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("aegis-home")
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free TCP ports on 127.0.0.1."""
+    socks = []
+    try:
+        for _ in range(n):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            socks.append(sock)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 @pytest.fixture(scope="session")
 def settings(session_home: Path) -> Settings:
-    return make_settings(session_home)
+    """Test settings: temp home, the shared jar cache, a broker on free loopback ports."""
+    port, controller = free_ports(2)
+    return make_settings(
+        session_home,
+        kafka__bootstrap_servers=f"127.0.0.1:{port}",
+        kafka__broker__port=port,
+        kafka__broker__controller_port=controller,
+    )
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(settings: Settings) -> Iterator[object]:
+    """The real single-node KRaft broker, started once for the session, topics created."""
+    from jobs.kafka_admin import broker_for, topic_partitions
+
+    broker = broker_for(settings)
+    broker.start()
+    broker.ensure_topics(topic_partitions(settings))
+    yield broker
+    broker.stop()
 
 
 @pytest.fixture(scope="session")

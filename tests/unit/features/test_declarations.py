@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from features.catalog import HANDBOOK_FEATURES, FeatureParams, declare_features, feature_names, feature_version
+from features.catalog import (
+    HANDBOOK_FEATURES,
+    FeatureParams,
+    declare_features,
+    feature_names,
+    feature_version,
+)
 from features.listing import LISTING_PATH, render_listing
 from features.spec import Aggregation, Entity, Window
 
