@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 from pyspark.sql import SparkSession
 
 from conf.settings import Settings
@@ -30,6 +33,7 @@ def configure_builder(
             .config("spark.jars", ",".join(str(p) for p in spark_jar_paths(settings.cache_dir)))
             .config("spark.driver.bindAddress", "127.0.0.1")
             .config("spark.driver.host", "127.0.0.1")
+            .config("spark.pyspark.python", sys.executable)  # workers use this interpreter (the venv)
         )
     confs = {
         "spark.sql.extensions": DELTA_EXTENSION,
@@ -55,6 +59,9 @@ def configure_builder(
 
 def create_session(settings: Settings, job: str, launched_by_spark_submit: bool = False) -> SparkSession:
     """Build (or join) the session for one job."""
+    if not launched_by_spark_submit:
+        # Python workers run this interpreter (the project's venv), not whatever python3 is on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = configure_builder(SparkSession.builder, settings, launched_by_spark_submit)
     session = builder.appName(f"{settings.spark.app_name}-{job}").getOrCreate()
     session.sparkContext.setLogLevel(settings.spark.log_level)

@@ -181,9 +181,9 @@ def features_table(params: FeatureParams | None = None) -> TableContract:
 
 REASON = StructType(
     [
-        StructField("feature", StringType(), False),
+        StructField("feature", StringType(), True),
         StructField("value", DoubleType(), True),
-        StructField("contribution", DoubleType(), False),
+        StructField("contribution", DoubleType(), True),
     ]
 )
 

@@ -60,7 +60,7 @@ def _scorer(model_path: str) -> Any:
     return scorer
 
 
-def _score_partitions(model_path: str, feature_names: list[str]):  # noqa: ANN202
+def _score_partitions(model_path: str, feature_names: list[str]):
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         scorer = _scorer(model_path)
         for pdf in batches:
