@@ -17,6 +17,8 @@ from jobs.base import configure_logging
 
 log = logging.getLogger("aegis")
 Handler = Callable[[Settings, argparse.Namespace], int]
+# Errors that explain themselves: printed without a traceback.
+USER_FACING_ERRORS = {"RollbackError", "NoModelError", "KafkaBrokerError"}
 
 
 def _date(value: str) -> date:
@@ -211,8 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_nightly)
 
     p = sub.add_parser("demo", help="the whole path on embedded defaults, bounded")
-    p.add_argument("--seconds", type=float, default=60.0)
-    p.add_argument("--rate", type=float, default=100.0)
+    p.add_argument("--seconds", type=float, default=60.0, help="seconds of live traffic")
+    p.add_argument("--rate", type=float, default=100.0, help="live transactions per second")
     p.set_defaults(handler=_demo)
 
     p = sub.add_parser("mlflow-ui", help="the MLflow UI over the configured tracking store")
@@ -239,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"aegis {args.command}: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:
+        if type(exc).__name__ not in USER_FACING_ERRORS:
+            raise
+        print(f"aegis {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 def print_json(payload: dict[str, Any]) -> None:

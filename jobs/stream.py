@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
@@ -23,6 +23,7 @@ from pyspark.sql import functions as F
 from conf.settings import Settings
 from features.catalog import FeatureParams
 from jobs.base import JobConfig
+from jobs.observability import StreamMetrics, serve_metrics
 from jobs.pipeline import ScoreFn, TargetSpan, featurize
 from lakehouse.delta_io import append_idempotent, insert_new, read_table
 from lakehouse.ingest import parse_labels, parse_transactions, quarantine_rows, valid_rows
@@ -51,6 +52,9 @@ class BatchSummary:
     featurized: int
     scored: int
     seconds: float
+    decisions: dict[str, int] = field(default_factory=dict)
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    model_version: str | None = None
 
 
 class MicroBatchProcessor:
@@ -67,6 +71,8 @@ class MicroBatchProcessor:
         self.frontier: datetime | None = None
         self._frontier_known = False
         self.history: list[BatchSummary] = []
+        self.flagged: list[dict[str, object]] = []  # latest review/block rows, newest last (for consoles)
+        self._last_scores: dict[str, object] = {}
 
     def _recover_frontier(self, spark: SparkSession, batch_id: int) -> None:
         row = (
@@ -107,10 +113,11 @@ class MicroBatchProcessor:
             report_dates = [str(r[0]) for r in good_labels.select("report_date").distinct().collect()]
             if report_dates:
                 insert_new(good_labels, LABELS, root, ["transaction_id", "is_fraud", "reported_at"], report_dates)
+            self._last_scores = {}
             featurized, scored = self._features_and_scores(spark, batch_id, dates)
             summary = BatchSummary(
                 batch_id, records, good_tx.count(), quarantine.count(), featurized, scored,
-                time.monotonic() - started,
+                time.monotonic() - started, **self._last_scores,  # type: ignore[arg-type]
             )
             self.history.append(summary)
             log.info("batch %d: %s", batch_id, summary)
@@ -154,11 +161,30 @@ class MicroBatchProcessor:
                 append_idempotent(scores, SCORES, root, f"{self.app_id}.gold", batch_id)
                 if self.settings.stream.publish_scores:
                     publish_scores(scores, self.settings)
+                self._remember(scores)
                 scores.unpersist()
             self.frontier = frontier
             return count, scored
         finally:
             features.unpersist()
+
+
+    def _remember(self, scores: DataFrame) -> None:
+        """Decision counts, latency percentiles and the latest flagged rows of a scored batch."""
+        decisions = {r[0]: int(r[1]) for r in scores.groupBy("decision").count().collect()}
+        quantiles = scores.approxQuantile("latency_ms", [0.5, 0.95, 0.99], 0.01)
+        latency = dict(zip(("p50", "p95", "p99"), quantiles, strict=False))
+        version = scores.select("model_version").first()
+        flagged = (
+            scores.filter(F.col("decision") != "allow")
+            .orderBy(F.col("score").desc())
+            .limit(5)
+            .select("transaction_id", "customer_id", "amount", "score", "decision", "model_version", "top_reasons")
+            .collect()
+        )
+        self.flagged = (self.flagged + [r.asDict(recursive=True) for r in flagged])[-20:]
+        self._last_scores = {"decisions": decisions, "latency_ms": latency,
+                             "model_version": version[0] if version else None}
 
 
 def publish_scores(scores: DataFrame, settings: Settings) -> None:
@@ -237,15 +263,30 @@ def run(settings: Settings, config: StreamConfig, spark: SparkSession | None = N
     params = feature_params(settings)
     scorer = ModelScorer(session, settings, params, source="stream")
     processor = MicroBatchProcessor(settings, params, scorer)
+    metrics = StreamMetrics(processor)
+    session.streams.addListener(metrics)
+    server = serve_metrics(metrics, settings.stream.metrics_port)
     query = start_query(session, settings, processor)
     log.info("stream: query %s started (checkpoint %s)", settings.stream.query_name, settings.checkpoint_root)
-    await_query(query, config)
+    try:
+        await_query(query, config)
+    finally:
+        session.streams.removeListener(metrics)
+        if server is not None:
+            server.shutdown()
     total = sum(b.bronze for b in processor.history)
     log.info("stream: stopped after %d batches, %d transactions ingested", len(processor.history), total)
     return 0
 
 
-if __name__ == "__main__":  # spark-submit jobs/stream.py [--profile P] [--set k=v ...]
+if __name__ == "__main__":  # spark-submit jobs/stream.py [--profile P] [--set k=v] [--max-seconds S] [--until-idle]
+    import argparse
+
     from jobs.submit import submit_main
 
-    sys.exit(submit_main("stream", lambda s, spark: run(s, StreamConfig(), spark, True)))
+    cli = argparse.ArgumentParser()
+    cli.add_argument("--max-seconds", type=float)
+    cli.add_argument("--until-idle", action="store_true")
+    known, _ = cli.parse_known_args()
+    cfg = StreamConfig(max_seconds=known.max_seconds, until_idle=known.until_idle)
+    sys.exit(submit_main("stream", lambda s, spark: run(s, cfg, spark, True)))
