@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -55,6 +56,8 @@ class BatchSummary:
     decisions: dict[str, int] = field(default_factory=dict)
     latency_ms: dict[str, float] = field(default_factory=dict)
     model_version: str | None = None
+    feature_seconds: float = 0.0
+    score_seconds: float = 0.0
 
 
 class MicroBatchProcessor:
@@ -72,7 +75,7 @@ class MicroBatchProcessor:
         self._frontier_known = False
         self.history: list[BatchSummary] = []
         self.flagged: list[dict[str, object]] = []  # latest review/block rows, newest last (for consoles)
-        self._last_scores: dict[str, object] = {}
+        self._last_scores: dict[str, Any] = {}
 
     def _recover_frontier(self, spark: SparkSession, batch_id: int) -> None:
         row = (
@@ -107,8 +110,7 @@ class MicroBatchProcessor:
             append_idempotent(quarantine, QUARANTINE, root, f"{self.app_id}.quarantine", batch_id)
             good_tx = valid_rows(tx, "stream", batch_id)
             dates = [str(r[0]) for r in good_tx.select("event_date").distinct().collect()]
-            if dates:
-                insert_new(good_tx, TRANSACTIONS, root, ["transaction_id"], dates)
+            inserted = insert_new(good_tx, TRANSACTIONS, root, ["transaction_id"], dates) if dates else 0
             good_labels = valid_rows(labels, "stream", batch_id)
             report_dates = [str(r[0]) for r in good_labels.select("report_date").distinct().collect()]
             if report_dates:
@@ -116,7 +118,7 @@ class MicroBatchProcessor:
             self._last_scores = {}
             featurized, scored = self._features_and_scores(spark, batch_id, dates)
             summary = BatchSummary(
-                batch_id, records, good_tx.count(), quarantine.count(), featurized, scored,
+                batch_id, records, inserted, quarantine.count(), featurized, scored,
                 time.monotonic() - started, **self._last_scores,  # type: ignore[arg-type]
             )
             self.history.append(summary)
@@ -128,7 +130,9 @@ class MicroBatchProcessor:
 
     def _features_and_scores(self, spark: SparkSession, batch_id: int, dates: list[str]) -> tuple[int, int]:
         root = self.settings.lakehouse_root
-        ingested = read_table(spark, TRANSACTIONS, root).filter(F.col("ingest_batch_id") == batch_id)
+        ingested = read_table(spark, TRANSACTIONS, root).filter(
+            F.col("event_date").isin(dates) & (F.col("ingest_batch_id") == batch_id)
+        )
         bounds = ingested.agg(F.min("event_time"), F.max("event_time")).first()
         if bounds is None or bounds[0] is None:
             return 0, 0
@@ -151,8 +155,11 @@ class MicroBatchProcessor:
             restrict_to_target_keys=True, late_before=previous,
         ).persist()
         try:
+            stage_started = time.monotonic()
             count = features.count()
             append_idempotent(features, features_table(self.params), root, f"{self.app_id}.silver", batch_id)
+            self._last_scores["feature_seconds"] = time.monotonic() - stage_started
+            stage_started = time.monotonic()
             scored = 0
             if self.scorer is not None and count:
                 timing = ingested.select("transaction_id", "kafka_timestamp")
@@ -163,6 +170,7 @@ class MicroBatchProcessor:
                     publish_scores(scores, self.settings)
                 self._remember(scores)
                 scores.unpersist()
+            self._last_scores["score_seconds"] = time.monotonic() - stage_started
             self.frontier = frontier
             return count, scored
         finally:
@@ -183,8 +191,8 @@ class MicroBatchProcessor:
             .collect()
         )
         self.flagged = (self.flagged + [r.asDict(recursive=True) for r in flagged])[-20:]
-        self._last_scores = {"decisions": decisions, "latency_ms": latency,
-                             "model_version": version[0] if version else None}
+        self._last_scores.update({"decisions": decisions, "latency_ms": latency,
+                                  "model_version": version[0] if version else None})
 
 
 def publish_scores(scores: DataFrame, settings: Settings) -> None:
