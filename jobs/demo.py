@@ -106,7 +106,9 @@ def run(settings: Settings, config: DemoConfig) -> int:
         while query.isActive and time.monotonic() < drain_until:
             time.sleep(2)
             progress = query.lastProgress
-            if progress and progress.get("numInputRows", 0) == 0 and not query.status.get("isDataAvailable"):
+            status = query.status
+            idle = not status.get("isDataAvailable") and not status.get("isTriggerActive")
+            if progress and progress.get("numInputRows", 0) == 0 and idle:
                 break
             if time.monotonic() - last_print >= 10:
                 _print_status(processor, started)

@@ -248,7 +248,9 @@ def await_query(query, config: StreamConfig) -> None:
             break
         if config.until_idle:
             progress = query.lastProgress
-            busy = query.status.get("isDataAvailable") or (progress and progress.get("numInputRows", 0) > 0)
+            status = query.status
+            busy = (status.get("isDataAvailable") or status.get("isTriggerActive")
+                    or (progress and progress.get("numInputRows", 0) > 0))
             if busy or progress is None:
                 idle_since = None
             elif idle_since is None:

@@ -49,7 +49,7 @@ def configure_builder(
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         "spark.databricks.delta.retentionDurationCheck.enabled": "true",
         "spark.sql.warehouse.dir": str(settings.lakehouse_root / "_warehouse"),
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={settings.lakehouse_root / '_metastore'}",
+        "spark.driver.extraJavaOptions": f"-Xss16m -Dderby.system.home={settings.lakehouse_root / '_metastore'}",
         **spark.conf,
     }
     for key, value in confs.items():

@@ -75,14 +75,20 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(spark, settings: 
                                                        terminals=TERMINALS, seed=5))["transaction"]
     rng = random.Random(42)
     log = (Path(s.paths.home) / "kill9.log").open("ab")
+    landed = 0
     for attempt in range(3):
         child = subprocess.Popen(_aegis("stream"), env=_env(s), cwd=REPO, stdout=log, stderr=log,
                                  start_new_session=True)
-        time.sleep(rng.uniform(18, 35))
+        # Let at least one more micro-batch commit, then kill at a random moment of the next ones.
+        before = landed
+        _wait_for(lambda: _bronze_rows(spark, s) > before, 240)  # noqa: B023
+        time.sleep(rng.uniform(0.5, 6.0))
         os.killpg(child.pid, signal.SIGKILL)  # the driver and its Python workers, no goodbye
         child.wait()
-        landed = read_table(spark, TRANSACTIONS, s.lakehouse_root).count()
+        landed = _bronze_rows(spark, s)
         print(f"kill #{attempt + 1}: {landed} of {sent} in bronze")
+        if landed >= sent:
+            break
     final = subprocess.run(_aegis("stream", "--until-idle", "--max-seconds", "400"), env=_env(s), cwd=REPO,
                            stdout=log, stderr=log, timeout=600)
     assert final.returncode == 0
@@ -127,6 +133,10 @@ def test_moving_champion_hot_swaps_the_running_stream(spark, settings: Settings,
     gold = read_table(spark, SCORES, s.lakehouse_root)
     assert gold.filter(F.col("model_version").isNull()).count() == 0
     assert gold.count() == gold.select("transaction_id").distinct().count()
+
+
+def _bronze_rows(spark, s: Settings) -> int:
+    return read_table(spark, TRANSACTIONS, s.lakehouse_root).count()
 
 
 def _versions(spark, s: Settings) -> set[str]:

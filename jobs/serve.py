@@ -1,0 +1,77 @@
+"""`aegis serve`: the score lookup API (FastAPI on uvicorn, one process, no Spark)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from conf.settings import Settings
+
+log = logging.getLogger("aegis.serve")
+
+
+def run(settings: Settings, host: str | None = None, port: int | None = None) -> int:
+    """Serve the API until interrupted; returns the exit code."""
+    import uvicorn
+
+    from api.app import create_app
+
+    bind_host = host or settings.api.host
+    bind_port = port or settings.api.port
+    if not settings.api.keys:
+        log.warning("serve: api.keys is empty; every /v1 request will be refused (401)")
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app, host=bind_host, port=bind_port, lifespan="on", access_log=False, server_header=False,
+        log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower(),
+        timeout_keep_alive=30, backlog=1024,
+    )
+    log.info("serve: http://%s:%d (tables under %s)", bind_host, bind_port, settings.lakehouse_root)
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else 1
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {value!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 1..65535, got {port}")
+    return port
+
+
+def register(sub: Any) -> None:
+    """Add the ``serve`` subcommand to the CLI's subparsers."""
+    p = sub.add_parser("serve", help="the score lookup API (FastAPI + uvicorn, reads Delta with delta-rs)")
+    p.add_argument("--host", help="bind address (default: api.host)")
+    p.add_argument("--port", type=_port, help="bind port (default: api.port)")
+    p.set_defaults(handler=lambda settings, args: run(settings, args.host, args.port))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m jobs.serve [--profile P] [--set k=v ...] [--host H] [--port N]``."""
+    from conf.settings import ConfigError, load_settings, parse_overrides
+    from jobs.base import configure_logging
+
+    parser = argparse.ArgumentParser(prog="python -m jobs.serve", description=__doc__)
+    parser.add_argument("--profile", choices=["local", "test", "cluster"])
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=_port)
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        settings = load_settings(args.profile, overrides=parse_overrides(args.overrides))
+    except ConfigError as exc:
+        print(f"serve: {exc}", file=sys.stderr)
+        return 2
+    return run(settings, args.host, args.port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
