@@ -39,7 +39,7 @@ def _isolated(settings: Settings, name: str) -> Settings:
         kafka__topics__transactions=f"{name}.transactions",
         kafka__topics__labels=f"{name}.labels",
         kafka__topics__scores=f"{name}.scores",
-        kafka__max_offsets_per_trigger=60,
+        kafka__max_offsets_per_trigger=120,
         stream__query_name=f"{name}-stream",
     )
 
@@ -71,12 +71,12 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(spark, settings: 
                                                                trained) -> None:
     s = _isolated(settings, "kill9")
     kafka_broker.ensure_topics({s.kafka.topics.transactions: 2, s.kafka.topics.labels: 2, s.kafka.topics.scores: 2})
-    sent = simulate.produce(s, simulate.SimulateConfig(rate=0, count=500, customers=CUSTOMERS,
+    sent = simulate.produce(s, simulate.SimulateConfig(rate=0, count=240, customers=CUSTOMERS,
                                                        terminals=TERMINALS, seed=5))["transaction"]
     rng = random.Random(42)
     log = (Path(s.paths.home) / "kill9.log").open("ab")
     landed = 0
-    for attempt in range(3):
+    for attempt in range(2):
         child = subprocess.Popen(_aegis("stream"), env=_env(s), cwd=REPO, stdout=log, stderr=log,
                                  start_new_session=True)
         # Let at least one more micro-batch commit, then kill at a random moment of the next ones.
