@@ -7,7 +7,7 @@ CACHE := .cache
 STAMP := $(VENV)/.setup-stamp
 AEGIS := $(BIN)/aegis
 
-.PHONY: setup demo test test-unit test-integration lint kafka-up kafka-down mlflow-ui \
+.PHONY: setup demo test test-unit test-integration lint kafka-up kafka-down mlflow-ui sql serve \
         bench-model bench-stream bench-backfill bench-api features-listing clean
 
 $(STAMP): pyproject.toml requirements.lock deploy/spark/pom.xml deploy/kafka/pom.xml deploy/fetch-jars.sh
@@ -45,6 +45,12 @@ kafka-up: setup
 
 kafka-down: setup
 	$(AEGIS) kafka down
+
+sql: setup  ## interactive Spark SQL shell over the aegis catalog
+	$(AEGIS) sql-shell
+
+serve: setup  ## the score lookup API (uvicorn)
+	$(AEGIS) serve
 
 mlflow-ui: setup  ## MLflow UI over the configured tracking store
 	$(AEGIS) mlflow-ui

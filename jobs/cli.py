@@ -217,6 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=100.0, help="live transactions per second")
     p.set_defaults(handler=_demo)
 
+    from jobs import serve, sql
+
+    serve.register(sub)  # aegis serve: the score lookup API
+    sql.register(sub)  # aegis sql "SELECT ..." and aegis sql-shell
+
     p = sub.add_parser("mlflow-ui", help="the MLflow UI over the configured tracking store")
     p.add_argument("--port", type=int, default=5000)
     p.set_defaults(handler=_mlflow_ui)

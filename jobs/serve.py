@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from typing import Any
@@ -30,7 +31,8 @@ def run(settings: Settings, host: str | None = None, port: int | None = None) ->
     )
     log.info("serve: http://%s:%d (tables under %s)", bind_host, bind_port, settings.lakehouse_root)
     server = uvicorn.Server(config)
-    server.run()
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the signal it shut down on
+        server.run()
     return 0 if server.started else 1
 
 

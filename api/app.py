@@ -1,0 +1,105 @@
+"""The FastAPI application factory: nothing is created at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api import routes_customers, routes_decisions, routes_models, routes_ops, routes_transactions
+from api.champion import ChampionSource
+from api.metrics import Metrics, MetricsMiddleware
+from api.security import KeyRing
+from api.store import LakehouseStore
+from conf.settings import Settings
+
+log = logging.getLogger("aegis.api")
+
+DESCRIPTION = """
+Point lookups of Aegis fraud scores, decisions and the features behind them.
+
+Reads the Delta tables `gold.scores` and `silver.features` with delta-rs (no Spark), kept in memory
+and refreshed when a new version is committed (polled every `api.table_refresh_seconds`); the model
+comes from the MLflow registry alias `mlflow.serving_alias`.
+
+**Auth**: header `X-API-Key`. Roles: *analyst* reads everything but `/v1/models`; *service* reads
+`/v1/transactions` and `/v1/decisions`; *admin* reads everything. `/health` and `/readyz` are open.
+Missing or unknown key: 401; a role that may not read the resource: 403.
+
+**Errors**: invalid parameters give 422 with `detail[].loc` naming the parameter; unknown ids 404.
+Lists are newest first and paginated with an opaque `next_cursor`.
+"""
+
+
+def create_app(settings: Settings, store: LakehouseStore | None = None,
+               champions: ChampionSource | None = None) -> FastAPI:
+    """The API over ``settings`` (a given ``store`` / ``champions`` replaces the default one).
+
+    The store polls its tables from app startup to shutdown; the MLflow client is created at startup.
+    """
+    keys = KeyRing.from_settings(settings.api.keys)
+    the_store = store or LakehouseStore.from_settings(settings)
+    the_champions = champions or ChampionSource.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not len(keys):
+            log.warning("api.keys is empty: every /v1 request will get 401")
+        the_champions.connect()
+        started_here = not the_store.running
+        the_store.start()
+        try:
+            yield
+        finally:
+            if started_here:
+                the_store.stop()
+
+    app = FastAPI(
+        title="Aegis score lookup API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "transactions", "description": "One transaction's score and features."},
+            {"name": "customers", "description": "A customer's scores and latest features."},
+            {"name": "decisions", "description": "The review queue."},
+            {"name": "models", "description": "The served model (MLflow registry)."},
+            {"name": "operations", "description": "Liveness, readiness, metrics."},
+        ],
+    )
+    app.state.settings = settings
+    app.state.keys = keys
+    app.state.store = the_store
+    app.state.champions = the_champions
+    app.state.metrics = Metrics()
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    for module in (routes_transactions, routes_customers, routes_decisions, routes_models, routes_ops):
+        app.include_router(module.router)
+    _install_error_handlers(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        issues = [
+            {"loc": [str(p) if not isinstance(p, int) else p for p in e.get("loc", ())],
+             "msg": str(e.get("msg", "invalid")), "type": str(e.get("type", "value_error"))}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": issues}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:  # a bug, not an input: logged
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+

@@ -1,0 +1,28 @@
+"""GET /v1/transactions/{transaction_id}: a score with its decision, versions, reasons and features."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, status
+from starlette.responses import Response
+
+from api.deps import StoreDep, TransactionId, TransactionsReader, json_response
+from api.schemas import ERRORS, NOT_FOUND, TransactionScore
+
+router = APIRouter(prefix="/v1/transactions", tags=["transactions"], responses=ERRORS)
+
+
+@router.get(
+    "/{transaction_id}",
+    response_model=TransactionScore,
+    response_description="The transaction's score and the features it was scored on.",
+    responses=NOT_FOUND,
+    summary="Score of one transaction",
+    description="The score, decision, model name/version, policy and feature versions and top reasons of "
+    "a transaction (gold.scores), with the feature values it was scored on (silver.features). "
+    "Roles: analyst, service, admin.",
+)
+async def get_transaction(_: TransactionsReader, transaction_id: TransactionId, store: StoreDep) -> Response:
+    record = store.transaction(transaction_id)
+    if record is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"transaction {transaction_id!r} not found")
+    return json_response(record)
