@@ -225,8 +225,14 @@ def execute(spark: SparkSession, statement: str) -> DataFrame:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.split("\n\nJVM stacktrace:")[0].strip() or type(exc).__name__
+    """Spark's message without the JVM stack trace or the logical plan an analysis error appends."""
+    text = str(exc).strip().split("\n\nJVM stacktrace:")[0]
+    kept: list[str] = []
+    for line in text.splitlines():
+        if line.startswith(("'", "+-", ":-", "   +-", "   :-")):
+            break
+        kept.append(line)
+    return "\n".join(kept).rstrip().removesuffix(";").strip() or type(exc).__name__
 
 
 def _results(spark: SparkSession, statements: list[str]) -> Iterator[DataFrame]:
@@ -272,9 +278,14 @@ def run(settings: Settings, query: str, out: str | Path | None = None, fmt: str 
 def _list_objects(spark: SparkSession, stream: TextIO) -> None:
     from lakehouse.catalog import DATABASE
 
-    rows = [(t.name, t.tableType.lower(), t.description or "") for t in spark.catalog.listTables(DATABASE)]
+    rows = [(t.name, t.tableType.lower(), _clip(t.description or "", 100))
+            for t in spark.catalog.listTables(DATABASE)]
     print(format_table(["name", "type", "description"], sorted(rows, key=lambda r: (r[1] != "external", r[0]))),
           file=stream)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _meta(spark: SparkSession, command: str, stream: TextIO) -> bool:

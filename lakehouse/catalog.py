@@ -347,6 +347,10 @@ def _same_location(registered: str, path: str) -> bool:
     return norm(registered) == norm(path)
 
 
+# Per Spark session (by id): the lakehouse root and view definitions last registered, to make re-registration cheap.
+_registered: dict[int, tuple[str, ...]] = {}
+
+
 def _is_local_delta_table(path: str) -> bool:
     """True for a local path that already holds a Delta log (saves a JVM round trip per table)."""
     return "://" not in path and (Path(path) / "_delta_log").is_dir()
@@ -361,28 +365,38 @@ def register_catalog(spark: SparkSession, settings: Settings) -> list[str]:
     from lakehouse.delta_io import ensure_table
 
     root = settings.lakehouse_root
+    tables = {f"{DATABASE}.{name}": contract for name, contract in catalog_tables(_params(settings)).items()}
+    delay = _label_delay(settings)
+    views = {f"{DATABASE}.{view.name}": _create_view_sql(view, delay) for view in VIEWS}
+    names = [*tables, *views]
+    fingerprint = (str(root), *views.values())
+    session_key = id(spark)
+    if _registered.get(session_key) == fingerprint and all(spark.catalog.tableExists(n) for n in names):
+        return names  # this session already has exactly this catalog
     spark.sql(f"CREATE DATABASE IF NOT EXISTS {DATABASE} COMMENT 'Aegis fraud-scoring lakehouse'")
-    names: list[str] = []
-    for name, contract in catalog_tables(_params(settings)).items():
-        qualified = f"{DATABASE}.{name}"
+    for qualified, contract in tables.items():
         path = contract.path(root)
         if not _is_local_delta_table(path):
             ensure_table(spark, contract, root)
         location = _registered_location(spark, qualified)
-        if location is not None and not _same_location(location, path):
+        if location is not None and _same_location(location, path):
+            continue
+        if location is not None:
             spark.sql(f"DROP TABLE {qualified}")  # external table: drops the catalog entry only
         spark.sql(f"CREATE TABLE IF NOT EXISTS {qualified} USING DELTA LOCATION {_spark_string(path)}")
-        names.append(qualified)
-    delay = _label_delay(settings)
-    for view in VIEWS:
-        qualified = f"{DATABASE}.{view.name}"
-        columns = ",\n    ".join(f"{c.name} COMMENT {_spark_string(c.description)}" for c in view.columns)
-        spark.sql(
-            f"CREATE OR REPLACE VIEW {qualified} (\n    {columns}\n) COMMENT {_spark_string(view.description)}\n"
-            f"AS {view.query(DATABASE, delay)}"
-        )
-        names.append(qualified)
+    for statement in views.values():
+        spark.sql(statement)
+    _registered[session_key] = fingerprint
     return names
+
+
+def _create_view_sql(view: CatalogView, label_delay_days: int) -> str:
+    """CREATE OR REPLACE VIEW with the documented column names and comments."""
+    columns = ",\n    ".join(f"{c.name} COMMENT {_spark_string(c.description)}" for c in view.columns)
+    return (
+        f"CREATE OR REPLACE VIEW {DATABASE}.{view.name} (\n    {columns}\n) "
+        f"COMMENT {_spark_string(view.description)}\nAS {view.query(DATABASE, label_delay_days)}"
+    )
 
 
 # ------------------------------------------------------------------------------------- without Spark
@@ -454,11 +468,14 @@ def duckdb_connection(lakehouse_root: Path | str, label_delay_days: int = DEFAUL
 
     Tables are snapshots of their latest Delta version when the connection is made (reconnect to see
     newer data); missing tables appear empty with their contract's schema. ``aegis`` is on the search
-    path, so ``SELECT * FROM daily_summary`` works as well as ``aegis.daily_summary``.
+    path, so ``SELECT * FROM daily_summary`` works as well as ``aegis.daily_summary``. The session time
+    zone is UTC, as in Spark. Fetch with ``.df()``, ``.pl()`` or ``.to_arrow_table()``: DuckDB's
+    ``.fetchall()`` of timestamp columns needs pytz, which Aegis does not install.
     """
     import duckdb
 
     con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
     con.execute(f"CREATE SCHEMA {DATABASE}")
     for name in catalog_tables():
         source = f"__aegis_{name}"
