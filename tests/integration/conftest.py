@@ -8,6 +8,7 @@ import pytest
 
 from conf.settings import Settings
 from jobs.base import JobContext
+from tests.conftest import make_settings
 
 HISTORY_DAYS = 42
 CUSTOMERS = 400
@@ -24,3 +25,20 @@ def trained(spark, settings: Settings) -> Iterator[dict]:
     summary = train.train(JobContext(settings, spark), train.TrainConfig(promote=True))
     assert summary["alias"] == "champion"
     yield summary
+
+
+def isolated_settings(settings: Settings, name: str) -> Settings:
+    """Same broker and MLflow registry, its own lakehouse, topics and query name."""
+    return make_settings(
+        settings.paths.home,
+        paths__lakehouse=str(settings.paths.home / name / "lakehouse"),
+        paths__checkpoints=str(settings.paths.home / name / "checkpoints"),
+        kafka__bootstrap_servers=settings.kafka.bootstrap_servers,
+        kafka__broker__port=settings.kafka.broker.port,
+        kafka__broker__controller_port=settings.kafka.broker.controller_port,
+        kafka__topics__transactions=f"{name}.transactions",
+        kafka__topics__labels=f"{name}.labels",
+        kafka__topics__scores=f"{name}.scores",
+        kafka__max_offsets_per_trigger=120,
+        stream__query_name=f"{name}-stream",
+    )
