@@ -114,7 +114,7 @@ def test_moving_champion_hot_swaps_the_running_stream(spark, settings: Settings,
     try:
         simulate.produce(s, simulate.SimulateConfig(rate=0, count=60, customers=CUSTOMERS, terminals=TERMINALS,
                                                     seed=21))
-        _wait_for(lambda: _versions(spark, s) == {str(first.version)}, 120)
+        _wait_for(lambda: _versions(spark, s) == {str(first.version)}, 300)
         second = client.create_model_version(name, first.source, run_id=first.run_id,
                                              tags={"feature_version": "same", "note": "hot swap test"})
         set_alias(client, name, CHAMPION, second.version)
@@ -124,7 +124,7 @@ def test_moving_champion_hot_swaps_the_running_stream(spark, settings: Settings,
                                                         terminals=TERMINALS, seed=100 + i)) or time.sleep(3)
             for i in range(12)])
         feeder.start()
-        _wait_for(lambda: str(second.version) in _versions(spark, s), 90)
+        _wait_for(lambda: str(second.version) in _versions(spark, s), 120)
         assert time.monotonic() - swapped_at < 60, "the new champion must score within one minute"
         assert query.isActive, "hot swap must not restart the query"
         feeder.join()
