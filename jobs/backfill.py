@@ -120,6 +120,14 @@ def maintain(ctx: JobContext, retention_hours: int = 168, zorder: bool = True) -
     return report
 
 
+def nightly_quality(ctx: JobContext, day: date) -> dict[str, Any]:
+    """Validate the day's bronze/silver/gold and build Data Docs; fails the step on a critical expectation."""
+    from quality.nightly import validate_day
+
+    assert ctx.spark is not None
+    return validate_day(ctx.spark, ctx.settings, day, ctx.run_id).raise_for_critical()
+
+
 def run(settings: Settings, config: BackfillConfig, spark: SparkSession | None = None,
         launched_by_spark_submit: bool = False) -> int:
     """`aegis backfill` entry point."""
@@ -165,6 +173,7 @@ def run_nightly(settings: Settings, day: date | None, retrain: bool, spark: Spar
     failed = False
     plan = [
         ("backfill", lambda: backfill(ctx, BackfillConfig(date_from=target, date_to=target))),
+        ("quality", lambda: nightly_quality(ctx, target)),
         ("maintain", lambda: maintain(ctx)),
     ]
     if retrain:
