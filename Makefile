@@ -7,7 +7,7 @@ CACHE := .cache
 STAMP := $(VENV)/.setup-stamp
 AEGIS := $(BIN)/aegis
 
-.PHONY: setup demo test test-unit test-integration lint kafka-up kafka-down mlflow-ui sql serve \
+.PHONY: setup demo test test-unit test-integration lint kafka-up kafka-down mlflow-ui sql serve notebooks tables-doc \
         bench-model bench-stream bench-backfill bench-api features-listing clean
 
 $(STAMP): pyproject.toml requirements.lock deploy/spark/pom.xml deploy/kafka/pom.xml deploy/fetch-jars.sh
@@ -48,6 +48,12 @@ kafka-down: setup
 
 sql: setup  ## interactive Spark SQL shell over the aegis catalog
 	$(AEGIS) sql-shell
+
+notebooks: setup  ## execute the analyst notebooks headless (copies with outputs in var/notebooks/)
+	$(BIN)/python notebooks/run.py
+
+tables-doc: setup  ## regenerate docs/tables.md from the table contracts and view docs
+	$(BIN)/python -m lakehouse.catalog --write
 
 serve: setup  ## the score lookup API (uvicorn)
 	$(AEGIS) serve

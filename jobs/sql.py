@@ -189,8 +189,10 @@ def print_result(df: DataFrame, stream: TextIO, max_rows: int = DEFAULT_MAX_ROWS
         print("OK", file=stream)
         return 0
     print(format_table(df.columns, [tuple(r) for r in shown]), file=stream)
-    more = f", first {max_rows} shown (use --max-rows or --out)" if len(rows) > max_rows else ""
-    print(f"({len(shown)} row{'' if len(shown) == 1 else 's'}{more})", file=stream)
+    if len(rows) > max_rows:
+        print(f"(first {max_rows} rows shown; more with --max-rows N, or all with --out FILE)", file=stream)
+    else:
+        print(f"({len(shown)} row{'' if len(shown) == 1 else 's'})", file=stream)
     return len(shown)
 
 

@@ -1,9 +1,14 @@
 """The analysts' catalog: every table and documented view as SQL database ``aegis``.
 
 * Spark: :func:`register_catalog` registers each Delta table (``CREATE TABLE IF NOT EXISTS aegis.x USING
-  DELTA LOCATION ...``) and (re)creates the views below in the session catalog. Aegis sessions use Spark's
-  in-memory catalog, so every entry point (``aegis sql``, ``make sql``) registers at session start; the
-  Delta log stays the source of truth (schema, partitions, history, time travel).
+  DELTA LOCATION ...``) and (re)creates the views below in the session catalog; every entry point
+  (``aegis sql``, ``make sql``) calls it at session start (a few seconds; a no-op when repeated). The Delta
+  log stays the source of truth (schema, partitions, history, time travel). Aegis sessions keep Spark's
+  in-memory catalog on purpose: pyspark 4.2 does ship Hive support (the embedded Derby metastore would
+  live under ``<lakehouse>/_metastore``), but embedded Derby admits one JVM at a time, so a second
+  ``aegis sql`` next to ``make sql`` failed with "Another instance of Derby may have already booted the
+  database", and registration was no faster. With a shared metastore (``spark.sql.catalogImplementation=
+  hive`` in ``spark.conf`` on a cluster) the same function works unchanged.
 * No Spark: :func:`duckdb_connection` exposes the same tables *and the same views* in DuckDB via
   deltalake -> Arrow (no DuckDB extension, no network), :func:`polars_frame` gives a polars LazyFrame.
 
