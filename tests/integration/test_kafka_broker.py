@@ -19,6 +19,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from lakehouse.jvm import kafka_classpath
 from lakehouse.kafka_broker import KafkaBroker, KafkaBrokerError
+from tests.conftest import free_ports
 
 pytestmark = pytest.mark.integration
 
@@ -29,20 +30,6 @@ PARTITIONS = 3
 N_MESSAGES = 100
 
 Message = tuple[str, str]  # (key, value)
-
-
-def _free_ports(n: int) -> list[int]:
-    """``n`` distinct free TCP ports on 127.0.0.1 (bind to port 0, read, release)."""
-    socks = []
-    try:
-        for _ in range(n):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 def _read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 30) -> list[Message]:
@@ -83,7 +70,7 @@ def kafka_libs() -> None:
 @pytest.fixture(scope="module")
 def broker(kafka_libs: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     """A real broker on free ports with a throw-away data dir, stopped at the end."""
-    port, controller_port = _free_ports(2)
+    port, controller_port = free_ports(2)
     kafka = KafkaBroker(
         cache_dir=CACHE_DIR,
         data_dir=tmp_path_factory.mktemp("kafka-broker"),
@@ -196,7 +183,7 @@ def test_port_taken_by_a_stranger(kafka_libs: None, tmp_path: Path) -> None:
         stranger.bind(("127.0.0.1", 0))
         stranger.listen()
         port = stranger.getsockname()[1]
-        (controller_port,) = _free_ports(1)
+        (controller_port,) = free_ports(1)
         broker = KafkaBroker(CACHE_DIR, tmp_path / "data", port=port, controller_port=controller_port)
         with pytest.raises(KafkaBrokerError, match=f"127.0.0.1:{port} .* already in use"):
             broker.start(timeout=10)
@@ -204,7 +191,7 @@ def test_port_taken_by_a_stranger(kafka_libs: None, tmp_path: Path) -> None:
 
 
 def test_failed_start_reports_the_log_tail(kafka_libs: None, tmp_path: Path) -> None:
-    port, controller_port = _free_ports(2)
+    port, controller_port = free_ports(2)
     broker = KafkaBroker(CACHE_DIR, tmp_path / "data", port=port, controller_port=controller_port, heap="1k")
     with pytest.raises(KafkaBrokerError, match=r"(?s)exited during startup.*broker\.log.*heap"):
         broker.start(timeout=30)
