@@ -3,7 +3,7 @@
 #
 #   deploy/spark/submit.sh JOB MASTER PROFILE [job args...]
 #
-#   JOB      stream | backfill | train | nightly (needs jobs/nightly.py) | probe (diagnostic, see below)
+#   JOB      stream | backfill | train | nightly | probe (diagnostic, see below)
 #   MASTER   spark://host:7077, local[2], ...
 #   PROFILE  local | test | cluster (conf/<profile>.yaml; AEGIS_<SECTION>__<KEY> env vars still apply)
 #
@@ -153,9 +153,7 @@ else
     main="$site/jobs/$job.py"
 fi
 if [[ ! -f "$main" ]]; then
-    [[ "$job" == nightly ]] && die "jobs/nightly.py does not exist yet: the nightly run needs its own" \
-        "spark-submit entry point (see docs/operations.md, 'Nightly')"
-    die "no entry point $main"
+    die "no entry point $main (jobs/$job.py missing from the packaged code)"
 fi
 
 # --- launch ------------------------------------------------------------------------------

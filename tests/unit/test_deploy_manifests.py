@@ -351,17 +351,11 @@ def test_spark_apps_run_the_submit_entry_points() -> None:
         assert spec["sparkVersion"] == pyspark.__version__, name
 
 
-@pytest.mark.parametrize("job", ["stream", "backfill", "train"])
+@pytest.mark.parametrize("job", ["stream", "backfill", "train", "nightly"])
 def test_submit_entry_points_exist(job: str) -> None:
+    """Every job submit.sh accepts (and the SparkApplications run) has a spark-submit entry point."""
     assert (REPO / "jobs" / f"{job}.py").is_file()
     assert 'if __name__ == "__main__":' in (REPO / "jobs" / f"{job}.py").read_text()
-
-
-def test_nightly_entry_point_exists() -> None:
-    if not (REPO / "jobs" / "nightly.py").is_file():
-        pytest.skip("jobs/nightly.py (the nightly spark-submit entry point) is not written yet; "
-                    "deploy/k8s/nightly.yaml and `submit.sh nightly` need it")
-    assert 'if __name__ == "__main__":' in (REPO / "jobs" / "nightly.py").read_text()
 
 
 def test_spark_conf_matches_spark_defaults() -> None:
