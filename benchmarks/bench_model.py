@@ -53,28 +53,14 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from features.catalog import feature_names
 from models.ensemble import FraudEnsemble, GBMParams, IsoParams
 from models.scorer import AegisScorer
 from models.synthetic import make_transactions
 from models.training import TrainResult, time_split, train_ensemble
 
-_WINDOWS = ("1h", "1d", "7d", "30d")
-FEATURE_NAMES: list[str] = (
-    ["amount"]
-    + [
-        f"customer_{stat}_{w}"
-        for w in _WINDOWS
-        for stat in ("tx_count", "amount_sum", "amount_mean", "amount_max", "amount_std")
-    ]
-    + [
-        "customer_seconds_since_prev",
-        "customer_amount_ratio_mean_30d",
-        "customer_amount_zscore_30d",
-        "customer_terminal_is_new_30d",
-    ]
-    + [f"terminal_{stat}_{w}_delay7d" for w in ("1d", "7d", "30d") for stat in ("tx_count", "fraud_rate")]
-    + ["hour_sin", "hour_cos", "dow_sin", "dow_cos", "is_weekend", "is_night"]
-)
+# The real feature set's column names (features/catalog.py is the one declaration).
+FEATURE_NAMES: list[str] = feature_names()
 
 SWEEP: list[tuple[GBMParams, IsoParams]] = [
     (GBMParams(num_leaves=7, max_depth=3), IsoParams(n_estimators=25, max_samples=64)),
