@@ -63,6 +63,7 @@ class TableContract:
 
 
 _DEFAULT_PROPERTIES = {
+    # Writers already shape one file per partition; optimized writes would add a shuffle per commit.
     "delta.autoOptimize.optimizeWrite": "false",
     "delta.enableChangeDataFeed": "false",
     "delta.logRetentionDuration": "interval 30 days",

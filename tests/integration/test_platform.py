@@ -40,7 +40,8 @@ def test_contract_declares_partitioning(spark, settings: Settings) -> None:
     table = ensure_table(spark, TRANSACTIONS, root)
     detail = table.detail().first()
     assert list(detail["partitionColumns"]) == ["event_date"]
-    assert detail["properties"]["delta.autoOptimize.optimizeWrite"] == "true"
+    for key, value in TRANSACTIONS.properties.items():
+        assert detail["properties"][key] == value, key
 
 
 def test_spark_reads_a_kafka_topic(spark, settings: Settings, kafka_broker) -> None:
