@@ -8,7 +8,7 @@ STAMP := $(VENV)/.setup-stamp
 AEGIS := $(BIN)/aegis
 
 .PHONY: setup demo test test-unit test-integration lint kafka-up kafka-down mlflow-ui sql serve notebooks tables-doc \
-        bench-model bench-stream bench-backfill bench-api features-listing clean
+        bench-model bench-stream bench-backfill bench-api bench-quality features-listing clean
 
 $(STAMP): pyproject.toml requirements.lock deploy/spark/pom.xml deploy/kafka/pom.xml deploy/fetch-jars.sh
 	@command -v $(PYTHON) >/dev/null || { echo "setup: $(PYTHON) not found (Aegis needs Python 3.11)"; exit 1; }
@@ -75,6 +75,9 @@ bench-backfill: setup
 
 bench-api: setup
 	$(BIN)/python benchmarks/bench_api.py
+
+bench-quality: setup
+	$(BIN)/python benchmarks/bench_quality.py
 
 clean:  ## remove local data (lakehouse, broker storage, MLflow store); keeps the venv and jar cache
 	-$(AEGIS) kafka down
