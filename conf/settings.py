@@ -131,7 +131,11 @@ class StreamSettings(Strict):
     )
     model_refresh_seconds: float = Field(15.0, gt=0, description="How often @champion is re-resolved.")
     metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus port (0 = off).")
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics endpoint binds (0.0.0.0 in a pod).")
     publish_scores: bool = Field(True, description="Also write scores to the scores topic.")
+    batch_checks: bool = Field(
+        True, description="Record each micro-batch's data-quality results in quality.validation_results."
+    )
 
 
 class SecuritySettings(Strict):

@@ -36,13 +36,14 @@ def compute_features(
     transactions: DataFrame,
     labels: DataFrame,
     params: FeatureParams,
+    carry: tuple[str, ...] = (),
 ) -> DataFrame:
     """Features for the rows of ``transactions`` whose boolean ``_target`` column is true.
 
     ``transactions`` holds the targets and their look-back history (bronze columns);
     ``labels`` holds bronze labels (transaction_id, is_fraud, reported_at). Returns one row per
-    target with the key columns, every declared feature (nulls filled as declared) and
-    ``feature_version``.
+    target with the key columns, every declared feature (nulls filled as declared),
+    ``feature_version`` and the ``carry`` columns of ``transactions`` passed through unchanged.
     """
     feats = declare_features(params)
     tx = transactions.withColumn(_US, F.unix_micros("event_time"))
@@ -62,6 +63,7 @@ def compute_features(
         *KEY_COLUMNS,
         *[F.coalesce(F.col(f.name).cast("double"), F.lit(f.fill)).alias(f.name) for f in feats],
         F.lit(feature_version(params)).alias("feature_version"),
+        *carry,
     )
     return out
 

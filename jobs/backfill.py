@@ -19,7 +19,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from conf.settings import Settings
-from jobs.base import JobConfig, JobContext
+from jobs.base import JobConfig, JobContext, SparkProgress
 from jobs.pipeline import TargetSpan, featurize
 from jobs.scoring import ModelScorer
 from jobs.tables import feature_params
@@ -58,8 +58,9 @@ def backfill(ctx: JobContext, config: BackfillConfig) -> dict[str, Any]:
     log.info("backfill %s: stage 1/2 features for %s..%s", ctx.run_id, first, last)
     span = TargetSpan(first, last, F.col("event_date").between(F.lit(first), F.lit(last)))
     features = featurize(spark, settings, params, span, "backfill", ctx.run_id).persist()
-    rows = features.count()
-    replace_range(features, features_table(params), root, predicate)
+    with SparkProgress(spark, f"backfill {ctx.run_id}: features"):
+        rows = features.count()
+        replace_range(features, features_table(params), root, predicate)
     summary["stages"]["features"] = {"rows": rows, "seconds": round(time.monotonic() - started, 2)}
     log.info("backfill %s: features %s rows in %.1fs", ctx.run_id, f"{rows:,}", time.monotonic() - started)
 
@@ -68,7 +69,8 @@ def backfill(ctx: JobContext, config: BackfillConfig) -> dict[str, Any]:
         log.info("backfill %s: stage 2/2 scores with SHAP for %s rows", ctx.run_id, f"{rows:,}")
         scorer = ModelScorer(spark, settings, params, "backfill", ref=config.model, run_id=ctx.run_id)
         scores = scorer(features)
-        replace_range(scores, SCORES, root, predicate)
+        with SparkProgress(spark, f"backfill {ctx.run_id}: scores with SHAP", rows=rows):
+            replace_range(scores, SCORES, root, predicate)
         model = scorer.current()
         summary["model"] = {"name": model.name, "version": model.version}
         summary["stages"]["scores"] = {"rows": rows, "seconds": round(time.monotonic() - started, 2)}

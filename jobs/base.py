@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -79,3 +80,52 @@ class Progress:
         elapsed = time.monotonic() - self.started
         log.info("%s: done, %s rows in %.1fs", self.stage, f"{self.done:,}", elapsed)
         return elapsed
+
+
+class SparkProgress:
+    """While a long Spark stage runs: its tasks done, rows it covers and an estimate, every ``every`` s.
+
+    A Spark action gives no row counts until it ends, so progress is read off the scheduler
+    (``statusTracker``): tasks completed over tasks known in the active stages.
+    """
+
+    def __init__(self, spark: SparkSession, stage: str, rows: int | None = None, every: float = 10.0) -> None:
+        self.tracker = spark.sparkContext.statusTracker()
+        self.stage = stage
+        self.rows = rows
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name=f"progress-{stage}", daemon=True)
+        self.started = time.monotonic()
+
+    def __enter__(self) -> SparkProgress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        log.info("%s: done in %.1fs", self.stage, time.monotonic() - self.started)
+
+    def tasks(self) -> tuple[int, int]:
+        """(completed, total) tasks over the stages running now."""
+        done = total = 0
+        for stage_id in self.tracker.getActiveStageIds():
+            info = self.tracker.getStageInfo(stage_id)
+            if info is not None:
+                done += info.numCompletedTasks
+                total += info.numTasks
+        return done, total
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.every):
+            done, total = self.tasks()
+            elapsed = time.monotonic() - self.started
+            rows = f", {self.rows:,} rows" if self.rows is not None else ""
+            if total:
+                share = done / total
+                left = f"~{elapsed * (1 - share) / share:.0f}s left in this step" if share > 0 else "estimating"
+                log.info("%s: %d/%d tasks (%.0f%%)%s, %.0fs elapsed, %s", self.stage, done, total,
+                         100 * share, rows, elapsed, left)
+            else:
+                log.info("%s: %.0fs elapsed%s", self.stage, elapsed, rows)

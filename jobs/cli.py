@@ -52,7 +52,8 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     config = simulate.SimulateConfig(
         rate=args.rate, duration=args.duration, count=args.count, seed=args.seed,
         history_days=args.history, customers=args.customers, terminals=args.terminals,
-        label_time_compression=args.label_time_compression,
+        label_time_compression=args.label_time_compression, out_of_order_fraction=args.out_of_order,
+        max_out_of_order_seconds=args.max_out_of_order_seconds,
     )
     return simulate.run(settings, config)
 
@@ -163,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--terminals", type=int, default=1000)
     p.add_argument("--label-time-compression", type=float, default=1440.0,
                    help="label delays are divided by this on the live clock (1440: a day in a minute)")
+    p.add_argument("--out-of-order", type=float, default=0.0, metavar="FRACTION",
+                   help="share of transactions emitted late (out of event-time order)")
+    p.add_argument("--max-out-of-order-seconds", type=float, default=30.0,
+                   help="how late, at most, an out-of-order transaction is emitted")
     p.set_defaults(handler=_simulate)
 
     p = sub.add_parser("replay", help="publish a historical file to Kafka in event-time order")

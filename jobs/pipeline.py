@@ -70,10 +70,11 @@ def featurize(
     batch_id: int | None = None,
     restrict_to_target_keys: bool = False,
     late_before: datetime | None = None,
+    carry: tuple[str, ...] = (),
 ) -> DataFrame:
-    """silver.features rows for the span's targets, with lineage columns."""
+    """silver.features rows for the span's targets, with lineage columns (and bronze ``carry`` columns)."""
     history, labels = history_for(spark, settings, params, span, restrict_to_target_keys)
-    features = compute_features(history, labels, params)
+    features = compute_features(history, labels, params, carry)
     is_late = F.lit(False) if late_before is None else F.col("event_time") <= F.lit(late_before)
     return features.select(
         "*",
@@ -83,3 +84,28 @@ def featurize(
         F.lit(run_id).alias("run_id"),
         F.current_timestamp().alias("computed_at"),
     )
+
+
+def overtaken_by_late_arrivals(stream_rows: DataFrame, params: FeatureParams) -> DataFrame:
+    """transaction_ids of stream rows whose windows gained a late event after they were computed.
+
+    A late event (``is_late``: it arrived after the frontier passed its time, including a second
+    event at exactly the frontier's time) cannot change features already emitted; the batch engine
+    sees it. Such rows legitimately differ between stream and batch and are left out of parity.
+    """
+    late = stream_rows.filter(F.col("is_late")).select(
+        F.col("customer_id").alias("_l_customer"),
+        F.col("terminal_id").alias("_l_terminal"),
+        F.col("event_time").alias("_l_time"),
+        F.col("stream_batch_id").alias("_l_batch"),
+    )
+    reach = F.expr(f"INTERVAL {int(lookback(params).total_seconds())} SECONDS")
+    same_key = (F.col("customer_id") == F.col("_l_customer")) | (F.col("terminal_id") == F.col("_l_terminal"))
+    overtaken = (
+        same_key
+        & (F.col("_l_time") <= F.col("event_time"))
+        & (F.col("_l_time") > F.col("event_time") - reach)
+        & (F.col("_l_batch") > F.col("stream_batch_id"))
+    )
+    return stream_rows.join(F.broadcast(late), overtaken, "left_semi").select("transaction_id").distinct()
+

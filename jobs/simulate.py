@@ -26,11 +26,15 @@ class SimulateConfig(JobConfig):
     customers: int = 2000
     terminals: int = 1000
     label_time_compression: float = 1440.0
+    out_of_order_fraction: float = 0.0
+    max_out_of_order_seconds: float = 30.0
 
 
 def simulator_for(config: SimulateConfig) -> Simulator:
     """The seeded simulator for a config."""
-    return Simulator(SimulatorConfig(seed=config.seed, n_customers=config.customers, n_terminals=config.terminals))
+    return Simulator(SimulatorConfig(seed=config.seed, n_customers=config.customers, n_terminals=config.terminals,
+                                     out_of_order_fraction=config.out_of_order_fraction,
+                                     max_out_of_order_seconds=config.max_out_of_order_seconds))
 
 
 def natural_rate(sim: Simulator) -> float:

@@ -11,9 +11,12 @@ that batch N ingested, so a replayed batch recomputes the same rows.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,10 +29,11 @@ from features.catalog import FeatureParams
 from jobs.base import JobConfig
 from jobs.observability import StreamMetrics, serve_metrics
 from jobs.pipeline import ScoreFn, TargetSpan, featurize
-from lakehouse.delta_io import append_idempotent, insert_new, read_table
+from lakehouse.delta_io import append_idempotent, ensure_table, insert_new, read_table
 from lakehouse.ingest import parse_labels, parse_transactions, quarantine_rows, valid_rows
 from lakehouse.tables import LABELS, QUARANTINE, SCORES, TRANSACTIONS, features_table
 from quality.rules import load_suite
+from quality.validate import failed, stream_batch_checks, write_results
 
 log = logging.getLogger("aegis.stream")
 
@@ -56,8 +60,11 @@ class BatchSummary:
     decisions: dict[str, int] = field(default_factory=dict)
     latency_ms: dict[str, float] = field(default_factory=dict)
     model_version: str | None = None
+    ingest_seconds: float = 0.0
     feature_seconds: float = 0.0
     score_seconds: float = 0.0
+    write_seconds: float = 0.0
+    written_at: float | None = None  # epoch seconds when silver, gold and the scores topic were written
 
 
 class MicroBatchProcessor:
@@ -75,9 +82,19 @@ class MicroBatchProcessor:
         self._frontier_known = False
         self.history: list[BatchSummary] = []
         self.flagged: list[dict[str, object]] = []  # latest review/block rows, newest last (for consoles)
-        self._last_scores: dict[str, Any] = {}
+        self.failed_checks: list[str] = []  # expectations the latest micro-batch failed
+        self._batch_stats: dict[str, Any] = {}
 
     def _recover_frontier(self, spark: SparkSession, batch_id: int) -> None:
+        """The frontier as the last committed micro-batch left it: silver's commits record it."""
+        self._frontier_known = True
+        silver = ensure_table(spark, features_table(self.params), self.settings.lakehouse_root)
+        for (meta,) in silver.history(500).select("userMetadata").collect():
+            mark = json.loads(meta) if meta and meta.startswith("{") else {}
+            if mark.get("query") == self.app_id and mark.get("batch", batch_id) < batch_id:
+                self.frontier = datetime.fromisoformat(mark["frontier"]) if mark.get("frontier") else None
+                return
+        # No marked commit (a checkpoint from before frontiers were recorded): the newest event ingested.
         row = (
             read_table(spark, TRANSACTIONS, self.settings.lakehouse_root)
             .filter(F.col("ingest_batch_id") < batch_id)
@@ -86,7 +103,6 @@ class MicroBatchProcessor:
         )
         latest = row[0] if row else None
         self.frontier = latest - self.lateness if latest is not None else None
-        self._frontier_known = True
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
@@ -106,20 +122,34 @@ class MicroBatchProcessor:
             labels = parse_labels(batch.filter(F.col("topic") == topics.labels)).persist()
             quarantine = quarantine_rows(tx, "stream", batch_id).unionByName(
                 quarantine_rows(labels, "stream", batch_id)
-            )
-            append_idempotent(quarantine, QUARANTINE, root, f"{self.app_id}.quarantine", batch_id)
+            ).persist()
+            quarantined = quarantine.count()
             good_tx = valid_rows(tx, "stream", batch_id)
-            dates = [str(r[0]) for r in good_tx.select("event_date").distinct().collect()]
-            inserted = insert_new(good_tx, TRANSACTIONS, root, ["transaction_id"], dates) if dates else 0
             good_labels = valid_rows(labels, "stream", batch_id)
+            dates = [str(r[0]) for r in good_tx.select("event_date").distinct().collect()]
             report_dates = [str(r[0]) for r in good_labels.select("report_date").distinct().collect()]
+            inserted: dict[str, int] = {}
+            steps: list[Callable[[], object]] = []
+            if quarantined:  # an empty batch needs no commit: its replay is empty too
+                steps.append(lambda: append_idempotent(quarantine, QUARANTINE, root, f"{self.app_id}.quarantine",
+                                                       batch_id))
+            if dates:
+                steps.append(lambda: inserted.update(
+                    tx=insert_new(good_tx, TRANSACTIONS, root, ["transaction_id"], dates)))
             if report_dates:
-                insert_new(good_labels, LABELS, root, ["transaction_id", "is_fraud", "reported_at"], report_dates)
-            self._last_scores = {}
-            featurized, scored = self._features_and_scores(spark, batch_id, dates)
+                steps.append(lambda: insert_new(good_labels, LABELS, root,
+                                                ["transaction_id", "is_fraud", "reported_at"], report_dates))
+            if self.settings.stream.batch_checks:
+                steps.append(lambda: self._record_checks(spark, tx, batch_id))
+            _run_concurrently(steps)  # three tables, no dependency between them
+            quarantine.unpersist()
+            self._batch_stats = {"ingest_seconds": time.monotonic() - started}
+            limit = self.settings.kafka.max_offsets_per_trigger
+            capped = bool(limit) and records >= 0.95 * limit  # type: ignore[operator]
+            featurized, scored = self._features_and_scores(spark, batch_id, dates, capped)
             summary = BatchSummary(
-                batch_id, records, inserted, quarantine.count(), featurized, scored,
-                time.monotonic() - started, **self._last_scores,  # type: ignore[arg-type]
+                batch_id, records, inserted.get("tx", 0), quarantined, featurized, scored,
+                time.monotonic() - started, **self._batch_stats,  # type: ignore[arg-type]
             )
             self.history.append(summary)
             log.info("batch %d: %s", batch_id, summary)
@@ -128,16 +158,30 @@ class MicroBatchProcessor:
         finally:
             batch.unpersist()
 
-    def _features_and_scores(self, spark: SparkSession, batch_id: int, dates: list[str]) -> tuple[int, int]:
+    def _record_checks(self, spark: SparkSession, tx: DataFrame, batch_id: int) -> None:
+        """The suite's batch-level results (null rates, ranges, uniqueness...) in one aggregation."""
+        rows = stream_batch_checks(tx, self.suite, run_id=self.app_id, stream_batch_id=batch_id)
+        write_results(spark, self.settings, rows, f"{self.app_id}.quality", batch_id)
+        self.failed_checks = failed(rows)
+        if self.failed_checks:
+            log.warning("batch %d: data-quality expectations failed: %s", batch_id, ", ".join(self.failed_checks))
+
+    def _features_and_scores(self, spark: SparkSession, batch_id: int, dates: list[str],
+                             capped: bool) -> tuple[int, int]:
         root = self.settings.lakehouse_root
         ingested = read_table(spark, TRANSACTIONS, root).filter(
             F.col("event_date").isin(dates) & (F.col("ingest_batch_id") == batch_id)
         )
-        bounds = ingested.agg(F.min("event_time"), F.max("event_time")).first()
-        if bounds is None or bounds[0] is None:
+        per_partition = ingested.groupBy("kafka_partition").agg(F.min("event_time"), F.max("event_time")).collect()
+        if not per_partition:
             return 0, 0
+        oldest = min(r[1] for r in per_partition)
+        # A batch cut short by maxOffsetsPerTrigger (a backlog) reaches different event times in
+        # different partitions: advance only to the slowest one's newest event, or the others'
+        # remaining events would all arrive late. A batch that drained every partition moves to the newest.
+        highs = [r[2] for r in per_partition]
         previous = self.frontier
-        newest = bounds[1] - self.lateness
+        newest = (min(highs) if capped else max(highs)) - self.lateness
         frontier = newest if previous is None else max(previous, newest)
         # Targets: late rows of this batch, and every ingested row that the frontier now passes.
         condition = F.col("ingest_batch_id") <= batch_id
@@ -148,51 +192,77 @@ class MicroBatchProcessor:
             late = (F.col("ingest_batch_id") == batch_id) & (F.col("event_time") <= F.lit(previous))
             fresh = (F.col("event_time") > F.lit(previous)) & upper
             condition = condition & (late | fresh)
-        first_date = (bounds[0] if previous is None else min(bounds[0], previous)).date()
+        first_date = (oldest if previous is None else min(oldest, previous)).date()
         span = TargetSpan(first_date, frontier.date(), condition)
+        stage_started = time.monotonic()
         features = featurize(
             spark, self.settings, self.params, span, "stream", self.app_id, batch_id,
-            restrict_to_target_keys=True, late_before=previous,
+            restrict_to_target_keys=True, late_before=previous, carry=("kafka_timestamp",),
         ).persist()
+        scores: DataFrame | None = None
         try:
-            stage_started = time.monotonic()
             count = features.count()
-            append_idempotent(features, features_table(self.params), root, f"{self.app_id}.silver", batch_id)
-            self._last_scores["feature_seconds"] = time.monotonic() - stage_started
+            self._batch_stats["feature_seconds"] = time.monotonic() - stage_started
             stage_started = time.monotonic()
             scored = 0
+            # The frontier travels in silver's commit, atomically with the rows it released.
+            mark = json.dumps({"query": self.app_id, "batch": batch_id, "frontier": frontier.isoformat()})
+            writes = [lambda: append_idempotent(features, features_table(self.params), root,
+                                                f"{self.app_id}.silver", batch_id, user_metadata=mark)]
             if self.scorer is not None and count:
-                timing = ingested.select("transaction_id", "kafka_timestamp")
-                scores = self.scorer(features.join(timing, "transaction_id", "left"), batch_id).persist()
+                scores = self.scorer(features, batch_id).persist()
                 scored = scores.count()
-                append_idempotent(scores, SCORES, root, f"{self.app_id}.gold", batch_id)
+                self._batch_stats["score_seconds"] = time.monotonic() - stage_started
+                writes.append(lambda: append_idempotent(scores, SCORES, root, f"{self.app_id}.gold", batch_id))
                 if self.settings.stream.publish_scores:
-                    publish_scores(scores, self.settings)
-                self._remember(scores)
-                scores.unpersist()
-            self._last_scores["score_seconds"] = time.monotonic() - stage_started
+                    writes.append(lambda: publish_scores(scores, self.settings))
+                writes.append(lambda: self._remember(scores))
+            stage_started = time.monotonic()
+            _run_concurrently(writes)  # independent Spark jobs: their commit latencies overlap
+            self._batch_stats["write_seconds"] = time.monotonic() - stage_started
+            self._batch_stats["written_at"] = time.time()
             self.frontier = frontier
             return count, scored
         finally:
             features.unpersist()
-
+            if scores is not None:
+                scores.unpersist()
 
     def _remember(self, scores: DataFrame) -> None:
-        """Decision counts, latency percentiles and the latest flagged rows of a scored batch."""
-        decisions = {r[0]: int(r[1]) for r in scores.groupBy("decision").count().collect()}
-        quantiles = scores.approxQuantile("latency_ms", [0.5, 0.95, 0.99], 0.01)
-        latency = dict(zip(("p50", "p95", "p99"), quantiles, strict=False))
-        version = scores.select("model_version").first()
-        flagged = (
-            scores.filter(F.col("decision") != "allow")
-            .orderBy(F.col("score").desc())
-            .limit(5)
-            .select("transaction_id", "customer_id", "amount", "score", "decision", "model_version", "top_reasons")
-            .collect()
-        )
-        self.flagged = (self.flagged + [r.asDict(recursive=True) for r in flagged])[-20:]
-        self._last_scores.update({"decisions": decisions, "latency_ms": latency,
-                                  "model_version": version[0] if version else None})
+        """Decision counts, latency percentiles and the latest flagged rows of a scored batch (one job)."""
+        frame = scores.select("transaction_id", "customer_id", "amount", "score", "decision", "model_version",
+                              "top_reasons", "latency_ms").toPandas()
+        if frame.empty:
+            return
+        latency = frame["latency_ms"].dropna()
+        flagged = frame[frame["decision"] != "allow"].nlargest(5, "score").drop(columns="latency_ms")
+        flagged["top_reasons"] = flagged["top_reasons"].map(_plain_reasons)
+        self.flagged = (self.flagged + flagged.to_dict("records"))[-20:]
+        self._batch_stats.update({
+            "decisions": {str(k): int(v) for k, v in frame["decision"].value_counts().items()},
+            "latency_ms": {f"p{q}": float(latency.quantile(q / 100)) for q in (50, 95, 99)} if len(latency) else {},
+            "model_version": str(frame["model_version"].iloc[0]),
+        })
+
+
+def _run_concurrently(steps: list[Callable[[], object]]) -> None:
+    """Run the steps on driver threads and re-raise the first failure after all have ended."""
+    if len(steps) <= 1:
+        for step in steps:
+            step()
+        return
+    with ThreadPoolExecutor(max_workers=len(steps), thread_name_prefix="aegis-write") as pool:
+        futures = [pool.submit(step) for step in steps]
+        wait(futures)
+    for future in futures:
+        future.result()
+
+
+def _plain_reasons(reasons: Any) -> list[dict[str, Any]]:
+    """Top reasons as plain dicts, whichever way Arrow handed the structs over."""
+    if reasons is None:
+        return []
+    return [r.asDict() if hasattr(r, "asDict") else dict(r) for r in reasons]
 
 
 def publish_scores(scores: DataFrame, settings: Settings) -> None:
@@ -275,7 +345,7 @@ def run(settings: Settings, config: StreamConfig, spark: SparkSession | None = N
     processor = MicroBatchProcessor(settings, params, scorer)
     metrics = StreamMetrics(processor)
     session.streams.addListener(metrics)
-    server = serve_metrics(metrics, settings.stream.metrics_port)
+    server = serve_metrics(metrics, settings.stream.metrics_port, settings.stream.metrics_host)
     query = start_query(session, settings, processor)
     log.info("stream: query %s started (checkpoint %s)", settings.stream.query_name, settings.checkpoint_root)
     try:

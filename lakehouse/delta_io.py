@@ -25,7 +25,22 @@ def ensure_table(spark: SparkSession, contract: TableContract, root: Path | str)
     for key, value in contract.properties.items():
         builder = builder.property(key, value)
     builder = builder.comment(contract.description)
-    return builder.execute()
+    table = builder.execute()
+    _known_tables.add((id(spark), path))
+    return table
+
+
+# (session, path) pairs this process created or checked already: a micro-batch touches each
+# table several times and the create-if-missing round trip costs a Delta log read every time.
+_known_tables: set[tuple[int, str]] = set()
+
+
+def _ensure_known(spark: SparkSession, contract: TableContract, root: Path | str) -> None:
+    path = contract.path(root)
+    local_log = None if "://" in path else Path(path) / "_delta_log"
+    if (id(spark), path) in _known_tables and (local_log is None or local_log.is_dir()):
+        return
+    ensure_table(spark, contract, root)
 
 
 def conform(df: DataFrame, contract: TableContract) -> DataFrame:
@@ -46,18 +61,24 @@ def _one_file_per_partition(df: DataFrame, contract: TableContract) -> DataFrame
 
 
 def append_idempotent(
-    df: DataFrame, contract: TableContract, root: Path | str, app_id: str, version: int
+    df: DataFrame, contract: TableContract, root: Path | str, app_id: str, version: int,
+    user_metadata: str | None = None,
 ) -> None:
-    """Append once per (app_id, version): a replayed micro-batch is skipped by Delta itself."""
-    ensure_table(df.sparkSession, contract, root)
-    (
+    """Append once per (app_id, version): a replayed micro-batch is skipped by Delta itself.
+
+    ``user_metadata`` is stored in the commit (``DESCRIBE HISTORY ... userMetadata``).
+    """
+    _ensure_known(df.sparkSession, contract, root)
+    writer = (
         _one_file_per_partition(conform(df, contract), contract)
         .write.format("delta")
         .mode("append")
         .option("txnAppId", app_id)
         .option("txnVersion", version)
-        .save(contract.path(root))
     )
+    if user_metadata is not None:
+        writer = writer.option("userMetadata", user_metadata)
+    writer.save(contract.path(root))
 
 
 def insert_new(
@@ -78,7 +99,7 @@ def insert_new(
     detect two concurrent appends of the same new key. Returns the number of rows appended.
     """
     spark = df.sparkSession
-    ensure_table(spark, contract, root)
+    _ensure_known(spark, contract, root)
     source = conform(df, contract).dropDuplicates(keys)
     existing = spark.read.format("delta").load(contract.path(root))
     if contract.partition_by and partition_values:
@@ -100,7 +121,7 @@ def replace_range(
     df: DataFrame, contract: TableContract, root: Path | str, predicate: str
 ) -> None:
     """Atomically replace exactly the rows matching ``predicate`` (one Delta commit)."""
-    ensure_table(df.sparkSession, contract, root)
+    _ensure_known(df.sparkSession, contract, root)
     (
         _one_file_per_partition(conform(df, contract), contract)
         .write.format("delta")
@@ -112,7 +133,7 @@ def replace_range(
 
 def read_table(spark: SparkSession, contract: TableContract, root: Path | str) -> DataFrame:
     """The table as a DataFrame (created empty if missing, so readers never fail on a new lakehouse)."""
-    ensure_table(spark, contract, root)
+    _ensure_known(spark, contract, root)
     return spark.read.format("delta").load(contract.path(root))
 
 

@@ -27,8 +27,8 @@ def trained(spark, settings: Settings) -> Iterator[dict]:
     yield summary
 
 
-def isolated_settings(settings: Settings, name: str) -> Settings:
-    """Same broker and MLflow registry, its own lakehouse, topics and query name."""
+def isolated_settings(settings: Settings, name: str, **overrides: object) -> Settings:
+    """Same broker and MLflow registry, its own lakehouse, topics and query name (plus ``overrides``)."""
     return make_settings(
         settings.paths.home,
         paths__lakehouse=str(settings.paths.home / name / "lakehouse"),
@@ -41,4 +41,5 @@ def isolated_settings(settings: Settings, name: str) -> Settings:
         kafka__topics__scores=f"{name}.scores",
         kafka__max_offsets_per_trigger=120,
         stream__query_name=f"{name}-stream",
+        **overrides,
     )

@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 from conf.settings import Settings
 from jobs import features_job, simulate, stream
 from lakehouse.delta_io import read_table
-from lakehouse.tables import QUARANTINE, SCORES, TRANSACTIONS, features_table
+from lakehouse.tables import QUARANTINE, SCORES, TRANSACTIONS, VALIDATION_RESULTS, features_table
 from tests.integration.conftest import CUSTOMERS, TERMINALS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -128,3 +128,14 @@ def test_scores_topic_is_keyed_by_transaction_id(settings: Settings, streamed) -
 def test_stream_and_batch_features_agree(settings: Settings, streamed) -> None:
     today = datetime.now(UTC).date()
     assert features_job.parity(settings, today - timedelta(days=1), today + timedelta(days=1)) == 0
+
+
+def test_each_micro_batch_records_its_quality_results(spark, settings: Settings, streamed) -> None:
+    results = (read_table(spark, VALIDATION_RESULTS, settings.lakehouse_root)
+               .filter(F.col("run_id") == settings.stream.query_name).toPandas())
+    per_batch = results.groupby("stream_batch_id")["expectation"].nunique()
+    assert len(per_batch) >= 1 and per_batch.nunique() == 1  # the same checks for every batch
+    amount = results[results["expectation"] == "values_to_be_between(amount)"]
+    caught = sum(json.loads(o)["unexpected_count"] for o in amount["observed"])
+    assert caught >= 1 and not amount["success"].all()  # the negative amount among BAD_RECORDS
+

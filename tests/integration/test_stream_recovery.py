@@ -113,6 +113,7 @@ def test_moving_champion_hot_swaps_the_running_stream(spark, settings: Settings,
         feeder.join()
     finally:
         query.stop()
+        set_alias(client, name, CHAMPION, first.version)  # other tests expect the fixture's champion
     gold = read_table(spark, SCORES, s.lakehouse_root)
     assert gold.filter(F.col("model_version").isNull()).count() == 0
     assert gold.count() == gold.select("transaction_id").distinct().count()

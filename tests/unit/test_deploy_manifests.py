@@ -9,6 +9,7 @@ Spark configuration as deploy/spark/submit.sh, the monitoring uses only exported
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shlex
@@ -266,6 +267,9 @@ def test_api_deployment_probes_resources_and_autoscaling() -> None:
     assert ports["http"] == settings.api.port
     args = container["args"]
     assert args[args.index("--port") + 1] == str(settings.api.port)
+    module = importlib.util.find_spec(args[args.index("-m") + 1])  # the container runs a real entry point
+    assert module is not None and module.origin is not None
+    assert 'if __name__ == "__main__":' in Path(module.origin).read_text()
     hpa = _one("HorizontalPodAutoscaler", "aegis-api")
     target = hpa["spec"]["scaleTargetRef"]
     assert (target["apiVersion"], target["kind"], target["name"]) == ("apps/v1", "Deployment", "aegis-api")
