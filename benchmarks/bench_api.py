@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -294,12 +293,6 @@ def load_main(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- orchestration
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _wait_loaded(port: int, server: subprocess.Popen[bytes], timeout: float) -> float:
     import httpx
 
@@ -383,7 +376,9 @@ def main(argv: list[str] | None = None) -> int:
             sample_file.write_text(json.dumps(info))
             print(f"generated {info['rows']:,} scores and {info['feature_rows']:,} feature rows in "
                   f"{info['total_s']}s ({args.days} daily partitions, one file each)")
-        port = _free_port()
+        from lakehouse.ports import free_ports
+
+        (port,) = free_ports(1)
         env = dict(os.environ, PYTHONPATH=str(REPO), AEGIS_HOME=str(workdir))
         cmd = [sys.executable, "-m", "jobs.serve", "--profile", "local", "--host", "127.0.0.1", "--port", str(port),
                "--set", f"paths.lakehouse={root}", "--set", f"mlflow.tracking_uri=sqlite:///{workdir}/mlflow.db",

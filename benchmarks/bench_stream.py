@@ -34,7 +34,7 @@ LATENCY_RATE = 1000.0
 
 def _settings(home: Path):
     from conf.settings import load_settings
-    from tests.conftest import free_ports
+    from lakehouse.ports import free_ports
 
     port, controller = free_ports(2)
     return load_settings("local", environ={}, overrides={

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from conf.settings import Settings, load_settings
+from lakehouse.ports import free_ports
 
 REPO = Path(__file__).resolve().parents[1]
 HANDBOOK = REPO.parent / "shared" / "data" / "handbook"
@@ -31,20 +31,6 @@ def make_settings(home: Path, **overrides: object) -> Settings:
 @pytest.fixture(scope="session")
 def session_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("aegis-home")
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct free TCP ports on 127.0.0.1."""
-    socks = []
-    try:
-        for _ in range(n):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 @pytest.fixture(scope="session")
