@@ -107,25 +107,39 @@ class SparkProgress:
         self._thread.join(timeout=5)
         log.info("%s: done in %.1fs", self.stage, time.monotonic() - self.started)
 
-    def tasks(self) -> tuple[int, int]:
-        """(completed, total) tasks over the stages running now."""
-        done = total = 0
-        for stage_id in self.tracker.getActiveStageIds():
-            info = self.tracker.getStageInfo(stage_id)
-            if info is not None:
-                done += info.numCompletedTasks
-                total += info.numTasks
-        return done, total
+    def share(self) -> tuple[float, str] | None:
+        """(fraction done, description) of the running Spark jobs: finished stages plus the
+        running stages' finished tasks, over all their stages."""
+        stages_total = 0
+        done = 0.0
+        running: list[str] = []
+        for job_id in self.tracker.getActiveJobsIds():
+            job = self.tracker.getJobInfo(job_id)
+            if job is None:
+                continue
+            for stage_id in job.stageIds:
+                stages_total += 1
+                info = self.tracker.getStageInfo(stage_id)
+                if info is None or info.numTasks == 0:
+                    continue
+                done += info.numCompletedTasks / info.numTasks
+                if info.numActiveTasks > 0 or 0 < info.numCompletedTasks < info.numTasks:
+                    running.append(f"{info.numCompletedTasks}/{info.numTasks} tasks")
+        if not stages_total:
+            return None
+        # Stages not submitted yet (or skipped, their shuffle output reused) count as not done,
+        # so the estimate errs on the long side.
+        return done / stages_total, f"{len(running)} stage(s) running ({', '.join(running) or '-'})"
 
     def _watch(self) -> None:
         while not self._stop.wait(self.every):
-            done, total = self.tasks()
             elapsed = time.monotonic() - self.started
             rows = f", {self.rows:,} rows" if self.rows is not None else ""
-            if total:
-                share = done / total
-                left = f"~{elapsed * (1 - share) / share:.0f}s left in this step" if share > 0 else "estimating"
-                log.info("%s: %d/%d tasks (%.0f%%)%s, %.0fs elapsed, %s", self.stage, done, total,
-                         100 * share, rows, elapsed, left)
-            else:
+            progress = self.share()
+            if progress is None:
                 log.info("%s: %.0fs elapsed%s", self.stage, elapsed, rows)
+                continue
+            share, running = progress
+            left = f"~{elapsed * (1 - share) / share:.0f}s left" if share > 0.02 else "estimating"
+            log.info("%s: about %.0f%% of the Spark work done%s, %s, %.0fs elapsed, %s", self.stage, 100 * share,
+                     rows, running, elapsed, left)
