@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window, WindowSpec
 from pyspark.sql import functions as F
 
 from features.catalog import FeatureParams, declare_features, feature_version, max_lookback
@@ -68,7 +68,7 @@ def compute_features(
     return out
 
 
-def _frame(window: Window, feat: Feature, exclusive_end: bool = False) -> Window:
+def _frame(window: WindowSpec, feat: Feature, exclusive_end: bool = False) -> WindowSpec:
     assert feat.window is not None
     end = -_micros(feat.window.offset)
     start = end - _micros(feat.window.length) + 1
@@ -78,8 +78,8 @@ def _frame(window: Window, feat: Feature, exclusive_end: bool = False) -> Window
 def _expression(
     feat: Feature,
     params: FeatureParams,
-    customer: Window,
-    terminal: Window,
+    customer: WindowSpec,
+    terminal: WindowSpec,
     done: dict[str, Column],
 ) -> Column:
     agg = feat.aggregation

@@ -52,7 +52,7 @@ def _print_status(processor: stream.MicroBatchProcessor, started: float, final: 
         for k, v in b.decisions.items():
             decisions[k] = decisions.get(k, 0) + v
     elapsed = max(time.monotonic() - started, 1e-6)
-    p99 = [b.latency_ms.get("p99") for b in batches[-5:] if b.latency_ms.get("p99") is not None]
+    p99 = [float(b.latency_ms["p99"]) for b in batches[-5:] if b.latency_ms.get("p99") is not None]
     title = "FINAL" if final else "live"
     print(f"\n[{title} {elapsed:5.0f}s] batches {len(batches)}, ingested {ingested:,}, scored {scored:,} "
           f"({scored / elapsed:.0f}/s), quarantined {quarantined}, decisions "

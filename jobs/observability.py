@@ -78,7 +78,7 @@ class StreamMetrics(StreamingQueryListener):
                 decisions[k] = decisions.get(k, 0) + v
         metric("decisions_total", "counter", "Scores by decision.",
                [(f'{{decision="{k}"}}', float(v)) for k, v in sorted(decisions.items())])
-        latest = next((b.latency_ms for b in reversed(batches) if b.latency_ms), {})
+        latest: dict[str, float] = next((b.latency_ms for b in reversed(batches) if b.latency_ms), {})
         quantiles = {"p50": "0.5", "p95": "0.95", "p99": "0.99"}
         metric("score_latency_seconds", "gauge", "Kafka append to score latency of the last scored batch.",
                [(f'{{quantile="{q}"}}', latest[k] / 1000.0) for k, q in quantiles.items() if k in latest])

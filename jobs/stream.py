@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -81,7 +82,7 @@ class MicroBatchProcessor:
         self.frontier: datetime | None = None
         self._frontier_known = False
         self.history: list[BatchSummary] = []
-        self.flagged: list[dict[str, object]] = []  # latest review/block rows, newest last (for consoles)
+        self.flagged: list[dict[str, Any]] = []  # latest review/block rows, newest last (for consoles)
         self.failed_checks: list[str] = []  # expectations the latest micro-batch failed
         self._batch_stats: dict[str, Any] = {}
 
@@ -207,7 +208,7 @@ class MicroBatchProcessor:
             scored = 0
             # The frontier travels in silver's commit, atomically with the rows it released.
             mark = json.dumps({"query": self.app_id, "batch": batch_id, "frontier": frontier.isoformat()})
-            writes = [lambda: append_idempotent(features, features_table(self.params), root,
+            writes: list[Callable[[], object]] = [lambda: append_idempotent(features, features_table(self.params), root,
                                                 f"{self.app_id}.silver", batch_id, user_metadata=mark)]
             if self.scorer is not None and count:
                 scores = self.scorer(features, batch_id).persist()
@@ -230,8 +231,9 @@ class MicroBatchProcessor:
 
     def _remember(self, scores: DataFrame) -> None:
         """Decision counts, latency percentiles and the latest flagged rows of a scored batch (one job)."""
-        frame = scores.select("transaction_id", "customer_id", "amount", "score", "decision", "model_version",
-                              "top_reasons", "latency_ms").toPandas()
+        columns = ("transaction_id", "customer_id", "amount", "score", "decision", "model_version", "top_reasons",
+                   "latency_ms")
+        frame: pd.DataFrame = scores.select(*columns).toPandas()
         if frame.empty:
             return
         latency = frame["latency_ms"].dropna()

@@ -100,7 +100,7 @@ def training_frame(ctx: JobContext, first: date, last: date, as_of: datetime) ->
         .groupBy("transaction_id")
         .agg(F.max(F.col("is_fraud").cast("int")).alias("is_fraud"))
     )
-    frame = features.join(known, "transaction_id", "left").fillna({"is_fraud": 0}).toPandas()
+    frame: pd.DataFrame = features.join(known, "transaction_id", "left").fillna({"is_fraud": 0}).toPandas()
     frame["event_time"] = pd.to_datetime(frame["event_time"], utc=True).dt.tz_localize(None)
     frame["event_date"] = pd.to_datetime(frame["event_date"])
     return frame.sort_values("event_time", kind="stable").reset_index(drop=True)
