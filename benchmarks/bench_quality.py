@@ -142,35 +142,16 @@ def ensure_bronze(spark: Any, settings: Any, files: list[Path]) -> dict[str, Any
 
 
 def ensure_silver(spark: Any, settings: Any, first: date, last: date) -> dict[str, Any]:
-    """silver.features for ``first..last`` from our engine, unless silver already has them."""
-    from pyspark.sql import functions as F
+    """silver.features for ``first..last`` from our engine (the train job's own step), unless silver has them."""
+    from jobs.base import JobContext
+    from jobs.train import ensure_features
 
-    from features.catalog import feature_version
-    from jobs.pipeline import TargetSpan, featurize
-    from jobs.tables import feature_params
-    from lakehouse.delta_io import read_table, replace_range
-    from lakehouse.tables import TRANSACTIONS, features_table
-
-    params = feature_params(settings)
-    root = settings.lakehouse_root
-    in_range = F.col("event_date").between(F.lit(first), F.lit(last))
-    bronze_rows = read_table(spark, TRANSACTIONS, root).filter(in_range).count()
-    silver_rows = (
-        read_table(spark, features_table(params), root)
-        .filter(in_range & (F.col("feature_version") == feature_version(params)))
-        .count()
-    )
-    if silver_rows >= bronze_rows:
-        log.info("silver: reusing %s feature rows for %s..%s (feature version %s)", f"{silver_rows:,}", first, last,
-                 feature_version(params))
-        return {"rows": silver_rows, "computed": False, "seconds": 0.0}
-    started = _stage(f"silver: computing features for {bronze_rows:,} transactions {first}..{last} with the "
-                     "feature engine (backfill path; several minutes on 2 cores)")
-    rows = featurize(spark, settings, params, TargetSpan(first, last, in_range), "backfill", "bench-quality")
-    replace_range(rows, features_table(params), root, f"event_date >= '{first}' AND event_date <= '{last}'")
+    started = _stage(f"silver: features {first}..{last} with the feature engine (backfill path; several minutes on"
+                     " 2 cores unless already there)")
+    rows, computed = ensure_features(JobContext(settings, spark, run_id="bench-quality"), first, last)
     seconds = time.monotonic() - started
-    log.info("silver: %s rows in %.1fs", f"{bronze_rows:,}", seconds)
-    return {"rows": bronze_rows, "computed": True, "seconds": round(seconds, 1)}
+    log.info("silver: %s rows (%s) in %.1fs", f"{rows:,}", "computed" if computed else "reused", seconds)
+    return {"rows": rows, "computed": computed, "seconds": round(seconds, 1) if computed else 0.0}
 
 
 def load_frame(spark: Any, settings: Any, first: date, last: date) -> pd.DataFrame:

@@ -57,8 +57,11 @@ def _table_version(spark: SparkSession, path: str) -> int | None:
     return int(row[0]) if row else None
 
 
-def ensure_features(ctx: JobContext, first: date, last: date) -> None:
-    """Build silver for the range with the batch engine when it lacks rows of the current version."""
+def ensure_features(ctx: JobContext, first: date, last: date) -> tuple[int, bool]:
+    """Build silver for the range with the batch engine when it lacks rows of the current version.
+
+    Returns (rows in the range, whether they were computed now).
+    """
     assert ctx.spark is not None
     spark, settings = ctx.spark, ctx.settings
     params = feature_params(settings)
@@ -71,12 +74,13 @@ def ensure_features(ctx: JobContext, first: date, last: date) -> None:
         .count()
     )
     if silver_rows >= bronze_rows:
-        return
+        return silver_rows, False
     log.info("train: silver has %d of %d rows for %s..%s; computing features in batch", silver_rows,
              bronze_rows, first, last)
     span = TargetSpan(first, last, in_range)
     rows = featurize(spark, settings, params, span, "backfill", ctx.run_id)
     replace_range(rows, features_table(params), root, f"event_date >= '{first}' AND event_date <= '{last}'")
+    return bronze_rows, True
 
 
 def training_frame(ctx: JobContext, first: date, last: date, as_of: datetime) -> pd.DataFrame:
