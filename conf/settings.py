@@ -124,7 +124,9 @@ class FeatureSettings(Strict):
 class StreamSettings(Strict):
     """The streaming scoring job."""
 
-    query_name: str = Field("aegis-stream", description="Stable name: checkpoint folder and Delta txnAppId.")
+    query_name: str = Field(
+        "aegis-stream", description="Stable name: checkpoint folder and the app id of idempotent Delta writes."
+    )
     trigger_seconds: float = Field(2.0, gt=0, description="Micro-batch trigger interval.")
     allowed_lateness_seconds: float = Field(
         0.0, ge=0, description="Hold features until the event-time frontier passes this much."

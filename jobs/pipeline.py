@@ -1,8 +1,9 @@
 """The steps the stream and the backfill share: featurize targets over their history, score, write.
 
 The stream's micro-batch and the backfill's date range both end up in :func:`featurize` (the
-same feature engine over ``history ∪ targets``) and :class:`Scorer` (the same pandas UDF over
-the registered model), so their outputs agree by construction.
+same feature declarations over ``history ∪ targets``; the stream uses their per-target
+compilation, the backfill their window compilation, held equal by tests) and the same scoring
+pandas UDF over the registered model.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pyspark.sql import functions as F
 
 from conf.settings import Settings
 from features.catalog import FeatureParams
-from features.engine import TARGET, compute_features, lookback
+from features.engine import KEY_COLUMNS, TARGET, compute_features, compute_target_features, lookback
 from lakehouse.delta_io import read_table
 from lakehouse.tables import LABELS, TRANSACTIONS
 
@@ -37,9 +38,13 @@ def history_for(
     settings: Settings,
     params: FeatureParams,
     span: TargetSpan,
-    restrict_to_target_keys: bool,
+    carry: tuple[str, ...] | None = None,
 ) -> tuple[DataFrame, DataFrame]:
-    """(bronze transactions with ``_target`` flag, labels) needed to featurize the span's targets."""
+    """(bronze transactions with ``_target`` flag, labels) needed to featurize the span's targets.
+
+    With ``carry`` given, only the columns the feature engines read (and ``carry``) are kept, and
+    labels are narrowed to fraud reports: the compact form worth caching.
+    """
     root = settings.lakehouse_root
     back = lookback(params) + timedelta(days=1)
     first = span.first_date - back
@@ -47,16 +52,12 @@ def history_for(
         F.col("event_date").between(F.lit(first), F.lit(span.last_date))
     )
     flagged = bronze.withColumn(TARGET, F.coalesce(span.condition, F.lit(False)))  # type: ignore[arg-type]
-    if restrict_to_target_keys:
-        targets = flagged.filter(F.col(TARGET))
-        customers = targets.select("customer_id").distinct()
-        terminals = targets.select("terminal_id").distinct()
-        by_customer = flagged.join(F.broadcast(customers), "customer_id", "left_semi")
-        by_terminal = flagged.join(F.broadcast(terminals), "terminal_id", "left_semi")
-        flagged = by_customer.unionByName(by_terminal).dropDuplicates(["transaction_id"])
     labels = read_table(spark, LABELS, root).filter(
         F.col("report_date").between(F.lit(first), F.lit(span.last_date + timedelta(days=1)))
     )
+    if carry is not None:
+        flagged = flagged.select(*KEY_COLUMNS, "amount", TARGET, *carry)
+        labels = labels.filter(F.col("is_fraud")).select("transaction_id", "is_fraud", "reported_at")
     return flagged, labels
 
 
@@ -68,13 +69,20 @@ def featurize(
     source: str,
     run_id: str,
     batch_id: int | None = None,
-    restrict_to_target_keys: bool = False,
+    per_target: bool = False,
     late_before: datetime | None = None,
     carry: tuple[str, ...] = (),
+    history: tuple[DataFrame, DataFrame] | None = None,
 ) -> DataFrame:
-    """silver.features rows for the span's targets, with lineage columns (and bronze ``carry`` columns)."""
-    history, labels = history_for(spark, settings, params, span, restrict_to_target_keys)
-    features = compute_features(history, labels, params, carry)
+    """silver.features rows for the span's targets, with lineage columns (and bronze ``carry`` columns).
+
+    ``per_target`` picks the per-target compilation (few targets against long history: the stream)
+    over the window compilation (every row of a range is a target: backfill, training).
+    ``history`` is :func:`history_for`'s result when the caller has it already (e.g. cached).
+    """
+    transactions, labels = history or history_for(spark, settings, params, span)
+    compile_features = compute_target_features if per_target else compute_features
+    features = compile_features(transactions, labels, params, carry)
     is_late = F.lit(False) if late_before is None else F.col("event_time") <= F.lit(late_before)
     return features.select(
         "*",

@@ -2,16 +2,15 @@
 
 Run it with ``aegis stream`` or ``spark-submit jobs/stream.py --profile cluster``.
 
-Exactly-once into Delta: bronze is written with an insert-if-absent MERGE on transaction_id
-(replays and duplicate deliveries insert nothing), quarantine, silver and gold with Delta's
-idempotent ``txnAppId`` (= ``stream.query_name`` + table, stable across checkpoint loss) and
-``txnVersion`` (= the micro-batch id). The features of batch N are those of the bronze rows
-that batch N ingested, so a replayed batch recomputes the same rows.
+Exactly-once into Delta: bronze is written insert-if-absent on transaction_id (replays and
+duplicate deliveries insert nothing); quarantine, silver and gold with idempotent appends
+(``lakehouse.delta_io.append_idempotent``: each commit is marked with ``stream.query_name`` +
+table, stable across checkpoint loss, and the micro-batch id). The features of batch N are those
+of the bronze rows that batch N ingested, so a replayed batch recomputes the same rows.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -29,9 +28,9 @@ from conf.settings import Settings
 from features.catalog import FeatureParams
 from jobs.base import JobConfig
 from jobs.observability import StreamMetrics, serve_metrics
-from jobs.pipeline import ScoreFn, TargetSpan, featurize
-from lakehouse.delta_io import append_idempotent, ensure_table, insert_new, read_table
-from lakehouse.ingest import parse_labels, parse_transactions, quarantine_rows, valid_rows
+from jobs.pipeline import ScoreFn, TargetSpan, featurize, history_for
+from lakehouse.delta_io import append_idempotent, commit_markers, ensure_table, insert_new, read_table
+from lakehouse.ingest import FAILED, parse_labels, parse_transactions, quarantine_rows, valid_rows
 from lakehouse.tables import LABELS, QUARANTINE, SCORES, TRANSACTIONS, features_table
 from quality.rules import load_suite
 from quality.validate import failed, stream_batch_checks, write_results
@@ -81,6 +80,8 @@ class MicroBatchProcessor:
         self.suite = load_suite("transactions")
         self.frontier: datetime | None = None
         self._frontier_known = False
+        # Only the first micro-batch of a run can be a replay of one the previous run half-wrote.
+        self._replay_possible = True
         self.history: list[BatchSummary] = []
         self.flagged: list[dict[str, Any]] = []  # latest review/block rows, newest last (for consoles)
         self.failed_checks: list[str] = []  # expectations the latest micro-batch failed
@@ -89,12 +90,17 @@ class MicroBatchProcessor:
     def _recover_frontier(self, spark: SparkSession, batch_id: int) -> None:
         """The frontier as the last committed micro-batch left it: silver's commits record it."""
         self._frontier_known = True
-        silver = ensure_table(spark, features_table(self.params), self.settings.lakehouse_root)
-        for (meta,) in silver.history(500).select("userMetadata").collect():
-            mark = json.loads(meta) if meta and meta.startswith("{") else {}
-            if mark.get("query") == self.app_id and mark.get("batch", batch_id) < batch_id:
-                self.frontier = datetime.fromisoformat(mark["frontier"]) if mark.get("frontier") else None
+        silver = features_table(self.params).path(self.settings.lakehouse_root)
+        ensure_table(spark, features_table(self.params), self.settings.lakehouse_root)
+        app = f"{self.app_id}.silver"
+        for limit in (100, None):  # the newest page first; the whole history only if needed
+            marks = commit_markers(spark, silver, limit)
+            earlier = [m for m in marks if m.get("app") == app and "frontier" in m and int(m["version"]) < batch_id]
+            if earlier:
+                self.frontier = datetime.fromisoformat(earlier[0]["frontier"]) if earlier[0]["frontier"] else None
                 return
+            if limit is None or len(marks) < limit:
+                break
         # No marked commit (a checkpoint from before frontiers were recorded): the newest event ingested.
         row = (
             read_table(spark, TRANSACTIONS, self.settings.lakehouse_root)
@@ -123,17 +129,21 @@ class MicroBatchProcessor:
             labels = parse_labels(batch.filter(F.col("topic") == topics.labels)).persist()
             quarantine = quarantine_rows(tx, "stream", batch_id).unionByName(
                 quarantine_rows(labels, "stream", batch_id)
-            ).persist()
-            quarantined = quarantine.count()
+            )
             good_tx = valid_rows(tx, "stream", batch_id)
             good_labels = valid_rows(labels, "stream", batch_id)
-            dates = [str(r[0]) for r in good_tx.select("event_date").distinct().collect()]
-            report_dates = [str(r[0]) for r in good_labels.select("report_date").distinct().collect()]
+            # One aggregation per topic gives the counts, the touched partitions and the frontier input.
+            tx_stats = _partition_stats(tx, "event_date", "event_time")
+            label_stats = _partition_stats(labels, "report_date", "reported_at")
+            quarantined = sum(r.rows for r in tx_stats + label_stats if not r.valid)
+            per_partition = [r for r in tx_stats if r.valid]
+            dates = sorted({str(r.date) for r in per_partition})
+            report_dates = sorted({str(r.date) for r in label_stats if r.valid})
             inserted: dict[str, int] = {}
             steps: list[Callable[[], object]] = []
             if quarantined:  # an empty batch needs no commit: its replay is empty too
                 steps.append(lambda: append_idempotent(quarantine, QUARANTINE, root, f"{self.app_id}.quarantine",
-                                                       batch_id))
+                                                       batch_id, verify=self._replay_possible))
             if dates:
                 steps.append(lambda: inserted.update(
                     tx=insert_new(good_tx, TRANSACTIONS, root, ["transaction_id"], dates)))
@@ -142,17 +152,17 @@ class MicroBatchProcessor:
                                                 ["transaction_id", "is_fraud", "reported_at"], report_dates))
             if self.settings.stream.batch_checks:
                 steps.append(lambda: self._record_checks(spark, tx, batch_id))
-            _run_concurrently(steps)  # three tables, no dependency between them
-            quarantine.unpersist()
+            _run_concurrently(steps)  # four tables, no dependency between them
             self._batch_stats = {"ingest_seconds": time.monotonic() - started}
             limit = self.settings.kafka.max_offsets_per_trigger
             capped = bool(limit) and records >= 0.95 * limit  # type: ignore[operator]
-            featurized, scored = self._features_and_scores(spark, batch_id, dates, capped)
+            featurized, scored = self._features_and_scores(spark, batch_id, per_partition, capped)
             summary = BatchSummary(
                 batch_id, records, inserted.get("tx", 0), quarantined, featurized, scored,
                 time.monotonic() - started, **self._batch_stats,  # type: ignore[arg-type]
             )
             self.history.append(summary)
+            self._replay_possible = False
             log.info("batch %d: %s", batch_id, summary)
             tx.unpersist()
             labels.unpersist()
@@ -162,25 +172,21 @@ class MicroBatchProcessor:
     def _record_checks(self, spark: SparkSession, tx: DataFrame, batch_id: int) -> None:
         """The suite's batch-level results (null rates, ranges, uniqueness...) in one aggregation."""
         rows = stream_batch_checks(tx, self.suite, run_id=self.app_id, stream_batch_id=batch_id)
-        write_results(spark, self.settings, rows, f"{self.app_id}.quality", batch_id)
+        write_results(spark, self.settings, rows, f"{self.app_id}.quality", batch_id, verify=self._replay_possible)
         self.failed_checks = failed(rows)
         if self.failed_checks:
             log.warning("batch %d: data-quality expectations failed: %s", batch_id, ", ".join(self.failed_checks))
 
-    def _features_and_scores(self, spark: SparkSession, batch_id: int, dates: list[str],
+    def _features_and_scores(self, spark: SparkSession, batch_id: int, per_partition: list[Any],
                              capped: bool) -> tuple[int, int]:
         root = self.settings.lakehouse_root
-        ingested = read_table(spark, TRANSACTIONS, root).filter(
-            F.col("event_date").isin(dates) & (F.col("ingest_batch_id") == batch_id)
-        )
-        per_partition = ingested.groupBy("kafka_partition").agg(F.min("event_time"), F.max("event_time")).collect()
         if not per_partition:
             return 0, 0
-        oldest = min(r[1] for r in per_partition)
+        oldest = min(r.low for r in per_partition)
         # A batch cut short by maxOffsetsPerTrigger (a backlog) reaches different event times in
         # different partitions: advance only to the slowest one's newest event, or the others'
         # remaining events would all arrive late. A batch that drained every partition moves to the newest.
-        highs = [r[2] for r in per_partition]
+        highs = [max(r.high for r in per_partition if r.partition == p) for p in {r.partition for r in per_partition}]
         previous = self.frontier
         newest = (min(highs) if capped else max(highs)) - self.lateness
         frontier = newest if previous is None else max(previous, newest)
@@ -196,25 +202,33 @@ class MicroBatchProcessor:
         first_date = (oldest if previous is None else min(oldest, previous)).date()
         span = TargetSpan(first_date, frontier.date(), condition)
         stage_started = time.monotonic()
+        carry = ("kafka_timestamp",)
+        # The per-target compilation reads the history four times: read bronze once.
+        history = tuple(df.persist() for df in history_for(spark, self.settings, self.params, span, carry))
         features = featurize(
             spark, self.settings, self.params, span, "stream", self.app_id, batch_id,
-            restrict_to_target_keys=True, late_before=previous, carry=("kafka_timestamp",),
+            per_target=True, late_before=previous, carry=carry, history=history,  # type: ignore[arg-type]
         ).persist()
         scores: DataFrame | None = None
         try:
             count = features.count()
+            for df in history:
+                df.unpersist()
             self._batch_stats["feature_seconds"] = time.monotonic() - stage_started
             stage_started = time.monotonic()
             scored = 0
             # The frontier travels in silver's commit, atomically with the rows it released.
-            mark = json.dumps({"query": self.app_id, "batch": batch_id, "frontier": frontier.isoformat()})
-            writes: list[Callable[[], object]] = [lambda: append_idempotent(features, features_table(self.params), root,
-                                                f"{self.app_id}.silver", batch_id, user_metadata=mark)]
+            mark = {"frontier": frontier.isoformat()}
+            verify = self._replay_possible
+            writes: list[Callable[[], object]] = [lambda: append_idempotent(
+                features, features_table(self.params), root, f"{self.app_id}.silver", batch_id, user_metadata=mark,
+                verify=verify)]
             if self.scorer is not None and count:
                 scores = self.scorer(features, batch_id).persist()
                 scored = scores.count()
                 self._batch_stats["score_seconds"] = time.monotonic() - stage_started
-                writes.append(lambda: append_idempotent(scores, SCORES, root, f"{self.app_id}.gold", batch_id))
+                writes.append(lambda: append_idempotent(scores, SCORES, root, f"{self.app_id}.gold", batch_id,
+                                                        verify=verify))
                 if self.settings.stream.publish_scores:
                     writes.append(lambda: publish_scores(scores, self.settings))
                 writes.append(lambda: self._remember(scores))
@@ -225,7 +239,8 @@ class MicroBatchProcessor:
             self.frontier = frontier
             return count, scored
         finally:
-            features.unpersist()
+            for df in (*history, features):
+                df.unpersist()
             if scores is not None:
                 scores.unpersist()
 
@@ -245,6 +260,19 @@ class MicroBatchProcessor:
             "latency_ms": {f"p{q}": float(latency.quantile(q / 100)) for q in (50, 95, 99)} if len(latency) else {},
             "model_version": str(frame["model_version"].iloc[0]),
         })
+
+
+def _partition_stats(parsed: DataFrame, date_column: str, time_column: str) -> list[Any]:
+    """Rows (valid, date, partition, rows, low, high) of a parsed micro-batch, in one job."""
+    return (
+        parsed.groupBy(
+            (F.size(FAILED) == 0).alias("valid"),
+            F.col(date_column).alias("date"),
+            F.col("kafka_partition").alias("partition"),
+        )
+        .agg(F.count(F.lit(1)).alias("rows"), F.min(time_column).alias("low"), F.max(time_column).alias("high"))
+        .collect()
+    )
 
 
 def _run_concurrently(steps: list[Callable[[], object]]) -> None:

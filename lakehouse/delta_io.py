@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.tables import TableContract
+
+log = logging.getLogger("aegis.delta")
 
 
 class ContractError(ValueError):
@@ -62,23 +67,61 @@ def _one_file_per_partition(df: DataFrame, contract: TableContract) -> DataFrame
 
 def append_idempotent(
     df: DataFrame, contract: TableContract, root: Path | str, app_id: str, version: int,
-    user_metadata: str | None = None,
-) -> None:
-    """Append once per (app_id, version): a replayed micro-batch is skipped by Delta itself.
+    user_metadata: dict[str, object] | None = None, verify: bool = True,
+) -> bool:
+    """Append once per (app_id, version): a replayed version is skipped. Returns whether it wrote.
 
-    ``user_metadata`` is stored in the commit (``DESCRIBE HISTORY ... userMetadata``).
+    Every such commit carries ``{"app": app_id, "version": version, **user_metadata}`` as its
+    ``userMetadata`` (``DESCRIBE HISTORY``), and the check reads the newest commits for it. Delta's
+    own ``txnAppId``/``txnVersion`` does the same, but asks for the snapshot's set-transactions,
+    which Delta 4.x rebuilds from the whole log state on every write (1.5-2 s per append here,
+    against 0.4 s without). One writer per ``app_id`` is assumed (a streaming query, a run).
+    ``verify=False`` skips the check when the caller knows ``version`` was never attempted before
+    (a streaming query past its first micro-batch: only the first can be a replay).
     """
-    _ensure_known(df.sparkSession, contract, root)
-    writer = (
+    spark = df.sparkSession
+    _ensure_known(spark, contract, root)
+    path = contract.path(root)
+    last = last_marked_version(spark, path, app_id) if verify else None
+    if last is not None and version <= last:
+        log.info("%s: version %d of %s is committed already, skipped", contract.name, version, app_id)
+        return False
+    marker = json.dumps({"app": app_id, "version": version, **(user_metadata or {})}, default=str)
+    (
         _one_file_per_partition(conform(df, contract), contract)
         .write.format("delta")
         .mode("append")
-        .option("txnAppId", app_id)
-        .option("txnVersion", version)
+        .option("userMetadata", marker)
+        .save(path)
     )
-    if user_metadata is not None:
-        writer = writer.option("userMetadata", user_metadata)
-    writer.save(contract.path(root))
+    return True
+
+
+# Commits read per history page when looking for a writer's marker. A writer's own newest commit
+# is normally among the last few; the whole history is read only when other writers made more.
+_HISTORY_PAGE = 50
+
+
+def commit_markers(spark: SparkSession, path: str, limit: int | None = _HISTORY_PAGE) -> list[dict[str, Any]]:
+    """The JSON ``userMetadata`` of the newest ``limit`` commits (all when None), newest first."""
+    table = DeltaTable.forPath(spark, path)
+    history = table.history(limit) if limit else table.history()
+    marks: list[dict[str, Any]] = []
+    for _, meta in sorted(history.select("version", "userMetadata").collect(), reverse=True):
+        try:
+            mark = json.loads(meta) if meta else None
+        except ValueError:
+            mark = None
+        marks.append(mark if isinstance(mark, dict) else {})
+    return marks
+
+
+def last_marked_version(spark: SparkSession, path: str, app_id: str) -> int | None:
+    """The highest version ``append_idempotent`` committed for ``app_id`` (None: never)."""
+    marks = commit_markers(spark, path)
+    if len(marks) == _HISTORY_PAGE and not any(m.get("app") == app_id for m in marks):
+        marks = commit_markers(spark, path, None)
+    return next((int(m["version"]) for m in marks if m.get("app") == app_id), None)
 
 
 def insert_new(
@@ -87,15 +130,12 @@ def insert_new(
     root: Path | str,
     keys: list[str],
     partition_values: list[str],
-    app_id: str | None = None,
-    version: int | None = None,
 ) -> int:
     """Append the rows whose keys are not in the table yet; duplicates within ``df`` collapse to one.
 
     A left-anti join against the keys of the touched partitions (``partition_values``) then a
     plain append: measured 5-10x faster than an insert-only MERGE here (5 s vs 41-49 s for
-    288k rows). With ``app_id``/``version`` the append is also idempotent per micro-batch.
-    Single writer per key range is assumed (the stream, or an import), as Delta does not
+    288k rows). Single writer per key range is assumed (the stream, or an import), as Delta does not
     detect two concurrent appends of the same new key. Returns the number of rows appended.
     """
     spark = df.sparkSession
@@ -108,10 +148,7 @@ def insert_new(
     try:
         count = new.count()
         if count:
-            writer = _one_file_per_partition(new, contract).write.format("delta").mode("append")
-            if app_id is not None and version is not None:
-                writer = writer.option("txnAppId", app_id).option("txnVersion", version)
-            writer.save(contract.path(root))
+            _one_file_per_partition(new, contract).write.format("delta").mode("append").save(contract.path(root))
         return count
     finally:
         new.unpersist()

@@ -95,6 +95,11 @@ def score_features(
 ) -> DataFrame:
     """gold.scores rows for a silver.features DataFrame (optionally with ``kafka_timestamp``)."""
     inputs = features.select("transaction_id", *feature_names)
+    # SHAP is the costly step: spread it over every core even when a small micro-batch sits in fewer
+    # partitions (adaptive execution coalesces them to one).
+    parallelism = features.sparkSession.sparkContext.defaultParallelism
+    if features.rdd.getNumPartitions() < parallelism:
+        inputs = inputs.repartition(parallelism)
     scored = inputs.mapInPandas(_score_partitions(model_path, feature_names), _UDF_OUTPUT)
     kafka_ts = (
         F.col("kafka_timestamp") if "kafka_timestamp" in features.columns else F.lit(None).cast("timestamp")

@@ -147,12 +147,14 @@ def batch_results_to_df(spark: SparkSession, rows: Sequence[dict[str, Any]]) -> 
 
 
 def write_results(
-    spark: SparkSession, settings: Settings, rows: Sequence[dict[str, Any]], app_id: str, version: int
+    spark: SparkSession, settings: Settings, rows: Sequence[dict[str, Any]], app_id: str, version: int,
+    verify: bool = True,
 ) -> int:
     """Append the rows to quality.validation_results once per (app_id, version); returns rows written."""
     if not rows:
         return 0
-    append_idempotent(batch_results_to_df(spark, rows), VALIDATION_RESULTS, settings.lakehouse_root, app_id, version)
+    append_idempotent(batch_results_to_df(spark, rows), VALIDATION_RESULTS, settings.lakehouse_root, app_id, version,
+                      verify=verify)
     return len(rows)
 
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
-from features.catalog import HANDBOOK_FEATURES, FeatureParams
-from features.engine import TARGET, compute_features
+from features.catalog import HANDBOOK_FEATURES, FeatureParams, feature_names
+from features.engine import TARGET, compute_features, compute_target_features
 
 pytestmark = pytest.mark.integration
 
@@ -55,8 +55,8 @@ def handbook_slice(handbook_dir: Path) -> pd.DataFrame:
     return df[(df.customer_id < 150) & (df.tx_datetime < "2018-05-16")].reset_index(drop=True)
 
 
-def test_handbook_features_match_independent_pandas(spark, handbook_slice: pd.DataFrame) -> None:
-    df = handbook_slice
+def _bronze_frames(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(transactions, labels) in bronze columns for a handbook frame, labels reported after 7 days."""
     tx = pd.DataFrame(
         {
             "transaction_id": df.transaction_id.astype(str),
@@ -74,6 +74,12 @@ def test_handbook_features_match_independent_pandas(spark, handbook_slice: pd.Da
             "reported_at": tx.event_time + pd.Timedelta(days=7),
         }
     )
+    return tx, labels
+
+
+def test_handbook_features_match_independent_pandas(spark, handbook_slice: pd.DataFrame) -> None:
+    df = handbook_slice
+    tx, labels = _bronze_frames(df)
     history = spark.createDataFrame(tx).withColumn(TARGET, F.col("event_time") >= F.lit("2018-05-08"))
     got = compute_features(history, spark.createDataFrame(labels), FeatureParams()).toPandas()
     got = got.set_index("transaction_id")
@@ -82,3 +88,33 @@ def test_handbook_features_match_independent_pandas(spark, handbook_slice: pd.Da
     for name in HANDBOOK_FEATURES:
         np.testing.assert_allclose(got[name].to_numpy(), want[name].to_numpy(dtype=float), rtol=0, atol=1e-9,
                                    err_msg=name)
+
+
+def test_per_target_compilation_equals_window_compilation(spark, handbook_slice: pd.DataFrame) -> None:
+    """The stream's per-target compilation gives the batch windows' values for every feature.
+
+    Targets are a scattered subset (every 7th transaction of the last week), and the history holds
+    ties the handbook lacks: copies of transactions at the same instant on the same customer and
+    terminal, which exercise the transaction-id tie-break of the previous-transaction gap and the
+    peers that both compilations count inside a window.
+    """
+    tx, labels = _bronze_frames(handbook_slice)
+    twins = tx.sample(n=200, random_state=7).assign(transaction_id=lambda f: f.transaction_id + "-twin")
+    twins["amount"] = twins["amount"] * 1.5
+    tx = pd.concat([tx, twins], ignore_index=True)
+    labels = pd.concat([labels, labels.sample(n=50, random_state=3).assign(
+        transaction_id=lambda f: f.transaction_id + "-twin", is_fraud=True)], ignore_index=True)
+    recent = tx.event_time >= pd.Timestamp("2018-05-09", tz="UTC")
+    tx[TARGET] = recent & ((tx.index % 7 == 0) | tx.transaction_id.str.endswith("-twin"))
+    history = spark.createDataFrame(tx)
+    label_frame = spark.createDataFrame(labels)
+    params = FeatureParams()
+    windows = compute_features(history, label_frame, params).toPandas().set_index("transaction_id").sort_index()
+    targets = compute_target_features(history, label_frame, params).toPandas().set_index("transaction_id").sort_index()
+    assert len(windows) == int(tx[TARGET].sum()) > 100
+    assert list(targets.columns) == list(windows.columns)
+    assert targets.index.equals(windows.index)
+    for name in feature_names(params):
+        np.testing.assert_allclose(targets[name].to_numpy(), windows[name].to_numpy(), rtol=0, atol=1e-9,
+                                   err_msg=name)
+    assert (targets["feature_version"] == windows["feature_version"]).all()
