@@ -113,6 +113,10 @@ def compute_target_features(
             & (F.col("_h_us") > F.col("_t_us") - reach)
             & (F.col("_h_us") <= F.col("_t_us") - nearest),
         )
+        # The amount inside each window, once per joined row (its aggregates all read it).
+        in_window = {_in_window(f): F.when(_inside(f), F.col("_h_amount")) for f in feats
+                     if f.entity is entity and f.window is not None}
+        around = around.select("*", *[col.alias(name) for name, col in in_window.items()])
         per_target = around.groupBy(F.col("_t_id").alias(f"_{key}_t_id")).agg(
             *[col.alias(name) for name, col in columns.items()]
         )
@@ -154,12 +158,16 @@ def _inside(feat: Feature, exclusive_end: bool = False) -> Column:
     return upper & (F.col("_h_us") > end - _micros(feat.window.length))
 
 
+def _in_window(feat: Feature) -> str:
+    assert feat.window is not None
+    return f"_in_{feat.window.label}"
+
+
 def _target_aggregates(feat: Feature) -> dict[str, Column]:
     """The conditional aggregates one feature needs over its target's joined history rows."""
     agg = feat.aggregation
-    amount = F.col("_h_amount")
     if agg in _WINDOW_AGGREGATES:
-        return {f"_a_{feat.name}": _WINDOW_AGGREGATES[agg](F.when(_inside(feat), amount))}
+        return {f"_a_{feat.name}": _WINDOW_AGGREGATES[agg](F.col(_in_window(feat)))}
     if agg is Aggregation.SECONDS_SINCE_PREVIOUS:
         # The previous row in (event time, transaction id) order, as the window compilation's lag.
         before = (F.col("_h_us") < F.col("_t_us")) | (
@@ -168,8 +176,8 @@ def _target_aggregates(feat: Feature) -> dict[str, Column]:
         return {f"_a_{feat.name}": F.max(F.when(before & _inside(feat), F.col("_h_us")))}
     if agg in (Aggregation.RATIO_TO_MEAN, Aggregation.ZSCORE):
         return {
-            f"_a_{feat.name}_mean": F.avg(F.when(_inside(feat), amount)),
-            f"_a_{feat.name}_std": F.stddev_pop(F.when(_inside(feat), amount)),
+            f"_a_{feat.name}_mean": F.avg(F.col(_in_window(feat))),
+            f"_a_{feat.name}_std": F.stddev_pop(F.col(_in_window(feat))),
         }
     if agg is Aggregation.IS_NEW_TERMINAL:
         same_terminal = F.col("_h_terminal") == F.col("_t_terminal")
