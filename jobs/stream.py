@@ -29,7 +29,7 @@ from features.catalog import FeatureParams
 from jobs.base import JobConfig
 from jobs.observability import StreamMetrics, serve_metrics
 from jobs.pipeline import ScoreFn, TargetSpan, featurize, history_for
-from lakehouse.delta_io import append_idempotent, commit_markers, ensure_table, insert_new, read_table
+from lakehouse.delta_io import append_idempotent, ensure_table, insert_new, newest_marker, read_table
 from lakehouse.ingest import FAILED, parse_labels, parse_transactions, quarantine_rows, valid_rows
 from lakehouse.tables import LABELS, QUARANTINE, SCORES, TRANSACTIONS, features_table
 from quality.rules import load_suite
@@ -90,17 +90,14 @@ class MicroBatchProcessor:
     def _recover_frontier(self, spark: SparkSession, batch_id: int) -> None:
         """The frontier as the last committed micro-batch left it: silver's commits record it."""
         self._frontier_known = True
-        silver = features_table(self.params).path(self.settings.lakehouse_root)
-        ensure_table(spark, features_table(self.params), self.settings.lakehouse_root)
+        silver = features_table(self.params)
+        ensure_table(spark, silver, self.settings.lakehouse_root)
         app = f"{self.app_id}.silver"
-        for limit in (100, None):  # the newest page first; the whole history only if needed
-            marks = commit_markers(spark, silver, limit)
-            earlier = [m for m in marks if m.get("app") == app and "frontier" in m and int(m["version"]) < batch_id]
-            if earlier:
-                self.frontier = datetime.fromisoformat(earlier[0]["frontier"]) if earlier[0]["frontier"] else None
-                return
-            if limit is None or len(marks) < limit:
-                break
+        mark = newest_marker(spark, silver.path(self.settings.lakehouse_root), lambda m: m.get("app") == app
+                             and "frontier" in m and int(m["version"]) < batch_id)
+        if mark is not None:
+            self.frontier = datetime.fromisoformat(mark["frontier"]) if mark["frontier"] else None
+            return
         # No marked commit (a checkpoint from before frontiers were recorded): the newest event ingested.
         row = (
             read_table(spark, TRANSACTIONS, self.settings.lakehouse_root)
@@ -186,9 +183,11 @@ class MicroBatchProcessor:
         # A batch cut short by maxOffsetsPerTrigger (a backlog) reaches different event times in
         # different partitions: advance only to the slowest one's newest event, or the others'
         # remaining events would all arrive late. A batch that drained every partition moves to the newest.
-        highs = [max(r.high for r in per_partition if r.partition == p) for p in {r.partition for r in per_partition}]
+        highs: dict[int, datetime] = {}  # newest event per Kafka partition (stats are per date too)
+        for r in per_partition:
+            highs[r.partition] = max(highs.get(r.partition, r.high), r.high)
         previous = self.frontier
-        newest = (min(highs) if capped else max(highs)) - self.lateness
+        newest = (min(highs.values()) if capped else max(highs.values())) - self.lateness
         frontier = newest if previous is None else max(previous, newest)
         # Targets: late rows of this batch, and every ingested row that the frontier now passes.
         condition = F.col("ingest_batch_id") <= batch_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,7 @@ def _one_file_per_partition(df: DataFrame, contract: TableContract) -> DataFrame
 
 def append_idempotent(
     df: DataFrame, contract: TableContract, root: Path | str, app_id: str, version: int,
-    user_metadata: dict[str, object] | None = None, verify: bool = True,
+    user_metadata: Mapping[str, object] | None = None, verify: bool = True,
 ) -> bool:
     """Append once per (app_id, version): a replayed version is skipped. Returns whether it wrote.
 
@@ -116,12 +117,19 @@ def commit_markers(spark: SparkSession, path: str, limit: int | None = _HISTORY_
     return marks
 
 
+def newest_marker(spark: SparkSession, path: str, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+    """The newest commit marker that ``match`` accepts: the newest page first, all history if needed."""
+    marks = commit_markers(spark, path)
+    found = next((m for m in marks if match(m)), None)
+    if found is None and len(marks) == _HISTORY_PAGE:
+        found = next((m for m in commit_markers(spark, path, None) if match(m)), None)
+    return found
+
+
 def last_marked_version(spark: SparkSession, path: str, app_id: str) -> int | None:
     """The highest version ``append_idempotent`` committed for ``app_id`` (None: never)."""
-    marks = commit_markers(spark, path)
-    if len(marks) == _HISTORY_PAGE and not any(m.get("app") == app_id for m in marks):
-        marks = commit_markers(spark, path, None)
-    return next((int(m["version"]) for m in marks if m.get("app") == app_id), None)
+    mark = newest_marker(spark, path, lambda m: m.get("app") == app_id)
+    return int(mark["version"]) if mark else None
 
 
 def insert_new(
