@@ -9,10 +9,11 @@ only reads the features and trains.
 Two models, trained on the same rows, evaluated on the same test week (2018-07-15..07-21, after
 the 7-day label delay 07-08..07-14):
 
-* ``ensemble``: ``models.training.train_ensemble`` (LightGBM + IsolationForest, production
-  hyper-parameters) on all declared features. It needs a validation set (GBM early stopping,
-  stacking weights): the last days of the training period, in time order, without a gap
-  (their labels are known at test time too);
+* ``ensemble``: ``models.training.train_ensemble`` (LightGBM + RandomForest + IsolationForest,
+  production hyper-parameters) on all declared features. It needs a validation set (GBM
+  rounds by early stopping, stacking weights): the last days of the training period, in time
+  order, without a gap (their labels are known at test time too). Once rounds and weights are
+  chosen, the members are refitted on the whole training period (``refit=True``);
 * ``random_forest``: scikit-learn ``RandomForestClassifier(n_estimators=100, random_state=0,
   n_jobs=2)`` on the handbook's 15 baseline features (``features.catalog.HANDBOOK_FEATURES``),
   the handbook's baseline recipe, fitted on the whole training period.
@@ -20,10 +21,11 @@ the 7-day label delay 07-08..07-14):
 Protocols (training periods; the test week is the same):
 
 * ``july_week``: 2018-07-01..07-07 (the handbook's one-week protocol shifted into our months);
-  ensemble members fit on 07-01..07-05, validation 07-06..07-07;
+  ensemble validation 07-06..07-07 (members first fit on 07-01..07-05, then refitted on the week);
 * ``all_history``: 2018-05-08..07-07, i.e. everything before the test period except the first
   37 days (the features' longest look-back, 30 days + the 7-day terminal delay) as warm-up;
-  ensemble members fit on 05-08..06-30, validation 07-01..07-07 (production's 7 validation days).
+  ensemble validation 07-01..07-07 (production's 7 validation days; members first fit on
+  05-08..06-30, then refitted on the whole period).
 
 Test set: the handbook filter (``models.metrics.handbook_test_filter``): on each test day, leave
 out customers with a fraud in 2018-07-01..(day - 8), i.e. known compromised since the training
@@ -80,8 +82,9 @@ class Protocol:
 
     def describe(self) -> str:
         fit_to = self.valid_from - timedelta(days=1)
-        return (f"train {self.train_from}..{self.train_to} (ensemble: members fit on {self.train_from}..{fit_to}, "
-                f"validation {self.valid_from}..{self.train_to})")
+        return (f"train {self.train_from}..{self.train_to} (ensemble: rounds and stacking weights chosen with "
+                f"members fit on {self.train_from}..{fit_to} and validated on {self.valid_from}..{self.train_to}, "
+                "then members refitted on the whole period)")
 
 
 PROTOCOLS = (
@@ -208,10 +211,13 @@ def run_protocol(protocol: Protocol, frame: pd.DataFrame, test: pd.DataFrame, hi
         **quality(test, result.test_scores),
         "fit_seconds": round(seconds, 1),
         "gbm_trees": result.ensemble.gbm_n_trees,
+        "forest_trees": result.ensemble.forest_n_trees,
         "iso_trees": result.ensemble.iso_n_trees,
+        "refit": result.ensemble.refit,
         "n_features": len(all_features),
     }
-    log.info("%s: ensemble done in %.1fs (%d GBM trees kept)", protocol.name, seconds, result.ensemble.gbm_n_trees)
+    log.info("%s: ensemble done in %.1fs (%d GBM trees kept, stacking weights %s)", protocol.name, seconds,
+             result.ensemble.gbm_n_trees, result.ensemble.weights)
 
     started = _stage(f"{protocol.name}: random forest (100 trees, n_jobs=2) on the 15 handbook features, "
                      f"{len(rows):,} rows")

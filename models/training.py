@@ -12,7 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from models.ensemble import FraudEnsemble, GBMParams, IsoParams
+from models.ensemble import ForestParams, FraudEnsemble, GBMParams, IsoParams
 from models.metrics import (
     card_precision_at_k,
     evaluate_scores,
@@ -161,7 +161,10 @@ def train_ensemble(
     customer_col: str = "customer_id",
     gbm_params: GBMParams | None = None,
     iso_params: IsoParams | None = None,
+    forest_params: ForestParams | None = None,
     use_anomaly: bool = True,
+    use_forest: bool = True,
+    refit: bool = True,
     block_precision_target: float = 0.9,
     review_cards_per_day: int = 100,
     card_k: int = 100,
@@ -174,18 +177,26 @@ def train_ensemble(
 
     ``history`` (labelled rows before/around the test period) feeds the handbook filter
     of the card-precision metric; by default ``train + valid + test`` is used.
+
+    With ``refit`` (default) the members end up fitted on ``train + valid``; the policy
+    thresholds and the ``valid_*`` metrics then use the ensemble's out-of-sample
+    validation scores (members fitted on ``train`` only, same stacking weights), not
+    in-sample scores of the refitted members.
     """
     names = list(feature_names)
     ensemble = FraudEnsemble(
         names,
         gbm_params,
         iso_params,
+        forest_params,
         use_anomaly=use_anomaly,
+        use_forest=use_forest,
+        refit=refit,
         random_state=random_state,
         train_threads=train_threads,
     )
     ensemble.fit(train, train[label_col], valid, valid[label_col])
-    valid_scores = ensemble.predict(valid)
+    valid_scores = ensemble.validation_scores if ensemble.validation_scores is not None else ensemble.predict(valid)
     policy = choose_policy(
         valid_scores,
         valid[label_col],

@@ -107,3 +107,60 @@ def test_column_order_of_input_does_not_matter(scorer: AegisScorer, feature_name
     frame = _random_frame(feature_names, 50, seed=5)
     shuffled = frame[list(reversed(feature_names))]
     np.testing.assert_array_equal(scorer.score(frame)["score"], scorer.score(shuffled)["score"])
+
+
+def test_forest_member_contributes_and_is_explained(trained: TrainResult, feature_names: list[str]) -> None:
+    ens = trained.ensemble
+    assert ens.use_forest and ens.forest_n_trees > 0 and ens.weights is not None
+    assert ens.weights.w_forest != 0.0
+    frame = _random_frame(feature_names, 300, seed=6)
+    outputs = ens.member_outputs(frame)
+    assert ((outputs["forest_proba"] >= 0) & (outputs["forest_proba"] <= 1)).all()
+    # the forest's TreeSHAP alone is exact for its probability output
+    phi, expected = ens._forest_shap(ens._matrix(frame))
+    np.testing.assert_allclose(expected + phi.sum(axis=1), outputs["forest_proba"], rtol=0, atol=1e-9)
+    # without the forest the logit loses exactly the forest's weighted output
+    w = ens.weights
+    z = ens.predict_logit(frame)
+    ens.use_forest = False
+    try:
+        np.testing.assert_allclose(ens.predict_logit(frame), z - w.w_forest * outputs["forest_proba"], atol=1e-9)
+    finally:
+        ens.use_forest = True
+
+
+def test_refit_uses_validation_rows_and_keeps_out_of_sample_validation_scores(feature_names: list[str]) -> None:
+    df = make_transactions(feature_names, 6_000, n_days=10, fraud_rate=0.05, signal=1.5, seed=12)
+    train, valid = df.iloc[:4_000], df.iloc[4_000:]
+    small = GBMParams(n_estimators=40)
+    kept = FraudEnsemble(feature_names, small, IsoParams(n_estimators=5), refit=False)
+    kept.fit(train, train["is_fraud"], valid, valid["is_fraud"])
+    refit = FraudEnsemble(feature_names, small, IsoParams(n_estimators=5), refit=True)
+    refit.fit(train, train["is_fraud"], valid, valid["is_fraud"])
+    # same rounds and stacking weights; the members differ because they saw the validation rows
+    assert refit.gbm_n_trees == kept.gbm_n_trees == refit.fit_info.gbm_best_iteration
+    assert refit.weights is not None and kept.weights is not None
+    assert refit.weights.w_gbm == kept.weights.w_gbm and refit.weights.w_forest == kept.weights.w_forest
+    assert not np.allclose(refit.predict(valid), kept.predict(valid))
+    # validation_scores are the out-of-sample scores (= the non-refitted ensemble's)
+    assert refit.validation_scores is not None
+    np.testing.assert_allclose(refit.validation_scores, kept.predict(valid), atol=1e-9)
+    contributions, expected = refit.explain(valid)
+    np.testing.assert_allclose(expected + contributions.sum(axis=1), refit.predict(valid), atol=1e-6)
+    clone = pickle.loads(pickle.dumps(refit))
+    assert clone.validation_scores is None
+
+
+def test_ensemble_pickled_before_the_forest_member_still_loads(feature_names: list[str]) -> None:
+    df = make_transactions(feature_names, 4_000, n_days=10, fraud_rate=0.05, signal=1.5, seed=13)
+    train, valid = df.iloc[:3_000], df.iloc[3_000:]
+    ens = FraudEnsemble(feature_names, GBMParams(n_estimators=20), IsoParams(n_estimators=5), use_forest=False)
+    ens.fit(train, train["is_fraud"], valid, valid["is_fraud"])
+    state = ens.__getstate__()
+    for key in ("_forest", "_forest_expected", "_forest_explainer", "use_forest", "forest_params", "refit"):
+        state.pop(key)
+    old = FraudEnsemble.__new__(FraudEnsemble)
+    old.__setstate__(state)
+    np.testing.assert_array_equal(old.predict(valid), ens.predict(valid))
+    contributions, expected = old.explain(valid)
+    np.testing.assert_allclose(expected + contributions.sum(axis=1), old.predict(valid), atol=1e-6)
