@@ -138,6 +138,9 @@ class StreamSettings(Strict):
     batch_checks: bool = Field(
         True, description="Record each micro-batch's data-quality results in quality.validation_results."
     )
+    history_refresh_batches: int = Field(
+        20, ge=1, description="Micro-batches between re-reads of the in-memory feature history from Delta."
+    )
 
 
 class SecuritySettings(Strict):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import reduce
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -46,19 +47,115 @@ def history_for(
     labels are narrowed to fraud reports: the compact form worth caching.
     """
     root = settings.lakehouse_root
-    back = lookback(params) + timedelta(days=1)
-    first = span.first_date - back
+    first = history_start(params, span.first_date)
     bronze = read_table(spark, TRANSACTIONS, root).filter(
         F.col("event_date").between(F.lit(first), F.lit(span.last_date))
     )
-    flagged = bronze.withColumn(TARGET, F.coalesce(span.condition, F.lit(False)))  # type: ignore[arg-type]
     labels = read_table(spark, LABELS, root).filter(
         F.col("report_date").between(F.lit(first), F.lit(span.last_date + timedelta(days=1)))
     )
+    return flag_targets(bronze, labels, span, carry)
+
+
+def history_start(params: FeatureParams, first_target_date: date) -> date:
+    """The first event (and report) date the features of targets from ``first_target_date`` read."""
+    return first_target_date - (lookback(params) + timedelta(days=1))
+
+
+def flag_targets(
+    bronze: DataFrame, labels: DataFrame, span: TargetSpan, carry: tuple[str, ...] | None
+) -> tuple[DataFrame, DataFrame]:
+    """Bronze rows with the ``_target`` flag of ``span``, compacted when ``carry`` is given."""
+    flagged = bronze.withColumn(TARGET, F.coalesce(span.condition, F.lit(False)))  # type: ignore[arg-type]
     if carry is not None:
         flagged = flagged.select(*KEY_COLUMNS, "amount", TARGET, *carry)
         labels = labels.filter(F.col("is_fraud")).select("transaction_id", "is_fraud", "reported_at")
     return flagged, labels
+
+
+class StreamHistory:
+    """The stream's compact feature history, kept in executor memory across micro-batches.
+
+    Reading weeks of bronze from Delta cost a small micro-batch more than its features did. Here
+    the history is read once; each micro-batch then adds the rows it inserts into bronze and
+    labels (before their Delta commits end, so the features overlap those commits). It is read
+    again after ``refresh_batches`` micro-batches, when a batch reaches back before its first date,
+    and after a failed batch. Rows another job writes into bronze meanwhile (an import) reach the
+    stream's features at the next re-read. Parts are local checkpoints: a lost block fails the
+    batch loudly instead of being recomputed against a bronze that has changed since.
+    """
+
+    # Bronze columns kept: what the engines read, the span condition's columns, the carried ones.
+    BRONZE = (*KEY_COLUMNS, "amount", "ingest_batch_id")
+    LABELS = ("transaction_id", "is_fraud", "reported_at", "report_date")
+
+    def __init__(self, settings: Settings, params: FeatureParams, carry: tuple[str, ...], refresh_batches: int):
+        self.settings = settings
+        self.params = params
+        self.carry = carry
+        self.refresh_batches = refresh_batches
+        self._first: date | None = None
+        self._added = 0  # micro-batches added since the last read
+        self._bronze: list[DataFrame] = []
+        self._labels: list[DataFrame] = []
+
+    def prepare(self, spark: SparkSession, first_target_date: date) -> bool:
+        """Read the history from Delta if it is missing, stale or too short; True when it was read.
+
+        Call it before this batch's bronze and labels commits start, so the read cannot see them.
+        """
+        first = history_start(self.params, first_target_date)
+        if self._first is not None and first >= self._first and self._added < self.refresh_batches:
+            return False
+        self.clear()
+        root = self.settings.lakehouse_root
+        self._bronze = [self._compact_bronze(
+            read_table(spark, TRANSACTIONS, root).filter(F.col("event_date") >= F.lit(first)))]
+        self._labels = [self._compact_labels(
+            read_table(spark, LABELS, root).filter(F.col("report_date") >= F.lit(first)))]
+        self._first = first
+        return True
+
+    def add(self, new_transactions: DataFrame | None, new_labels: DataFrame | None) -> None:
+        """Add the rows this micro-batch inserts into bronze and labels (contract-conformed frames).
+
+        Nothing to do before the first :meth:`prepare`: that read will find them in Delta.
+        """
+        if self._first is None:
+            return
+        if new_transactions is not None:
+            self._bronze.append(self._compact_bronze(new_transactions))
+        if new_labels is not None:
+            self._labels.append(self._compact_labels(new_labels))
+        self._added += 1
+
+    def view(self, span: TargetSpan) -> tuple[DataFrame, DataFrame]:
+        """What :func:`history_for` ``(..., carry)`` reads for the span, from memory."""
+        first = history_start(self.params, span.first_date)
+        if self._first is None or first < self._first:
+            raise RuntimeError(f"the in-memory history starts at {self._first}, the span needs {first}: prepare it")
+        # Few partitions: each part adds its own, and the engines' jobs pay per task.
+        parallelism = self._bronze[0].sparkSession.sparkContext.defaultParallelism
+        bronze = reduce(DataFrame.unionByName, self._bronze).coalesce(parallelism)
+        labels = reduce(DataFrame.unionByName, self._labels).coalesce(1)
+        bronze = bronze.filter(F.col("event_date").between(F.lit(first), F.lit(span.last_date)))
+        labels = labels.filter(
+            F.col("report_date").between(F.lit(first), F.lit(span.last_date + timedelta(days=1)))
+        )
+        return flag_targets(bronze, labels, span, self.carry)
+
+    def clear(self) -> None:
+        """Forget the history (the next :meth:`prepare` reads it again)."""
+        self._bronze, self._labels = [], []
+        self._first = None
+        self._added = 0
+
+    def _compact_bronze(self, bronze: DataFrame) -> DataFrame:
+        parallelism = bronze.sparkSession.sparkContext.defaultParallelism
+        return bronze.select(*self.BRONZE, *self.carry).coalesce(parallelism).localCheckpoint(eager=True)
+
+    def _compact_labels(self, labels: DataFrame) -> DataFrame:
+        return labels.filter(F.col("is_fraud")).select(*self.LABELS).coalesce(1).localCheckpoint(eager=True)
 
 
 def featurize(

@@ -28,8 +28,15 @@ from conf.settings import Settings
 from features.catalog import FeatureParams
 from jobs.base import JobConfig
 from jobs.observability import StreamMetrics, serve_metrics
-from jobs.pipeline import ScoreFn, TargetSpan, featurize, history_for
-from lakehouse.delta_io import append_idempotent, ensure_table, insert_new, newest_marker, read_table
+from jobs.pipeline import ScoreFn, StreamHistory, TargetSpan, featurize
+from lakehouse.delta_io import (
+    append_idempotent,
+    append_rows,
+    ensure_table,
+    newest_marker,
+    read_table,
+    rows_not_in_table,
+)
 from lakehouse.ingest import FAILED, parse_labels, parse_transactions, quarantine_rows, valid_rows
 from lakehouse.tables import LABELS, QUARANTINE, SCORES, TRANSACTIONS, features_table
 from quality.rules import load_suite
@@ -86,6 +93,8 @@ class MicroBatchProcessor:
         self.flagged: list[dict[str, Any]] = []  # latest review/block rows, newest last (for consoles)
         self.failed_checks: list[str] = []  # expectations the latest micro-batch failed
         self._batch_stats: dict[str, Any] = {}
+        self.feature_history = StreamHistory(settings, params, ("kafka_timestamp",),
+                                             settings.stream.history_refresh_batches)
 
     def _recover_frontier(self, spark: SparkSession, batch_id: int) -> None:
         """The frontier as the last committed micro-batch left it: silver's commits record it."""
@@ -116,6 +125,7 @@ class MicroBatchProcessor:
         if not self._frontier_known:
             self._recover_frontier(spark, batch_id)
         batch = batch.persist()
+        cached: list[DataFrame] = [batch]
         try:
             records = batch.count()
             if records == 0:
@@ -124,11 +134,10 @@ class MicroBatchProcessor:
                 batch.filter(F.col("topic") == topics.transactions), self.settings.security.card_hash_key, self.suite
             ).persist()
             labels = parse_labels(batch.filter(F.col("topic") == topics.labels)).persist()
+            cached += [tx, labels]
             quarantine = quarantine_rows(tx, "stream", batch_id).unionByName(
                 quarantine_rows(labels, "stream", batch_id)
             )
-            good_tx = valid_rows(tx, "stream", batch_id)
-            good_labels = valid_rows(labels, "stream", batch_id)
             # One aggregation per topic gives the counts, the touched partitions and the frontier input.
             tx_stats = _partition_stats(tx, "event_date", "event_time")
             label_stats = _partition_stats(labels, "report_date", "reported_at")
@@ -136,35 +145,52 @@ class MicroBatchProcessor:
             per_partition = [r for r in tx_stats if r.valid]
             dates = sorted({str(r.date) for r in per_partition})
             report_dates = sorted({str(r.date) for r in label_stats if r.valid})
-            inserted: dict[str, int] = {}
+            new_tx = new_labels = None
+            if dates:
+                new_tx = rows_not_in_table(valid_rows(tx, "stream", batch_id), TRANSACTIONS, root,
+                                           ["transaction_id"], dates).persist()
+                cached.append(new_tx)
+            if report_dates:
+                new_labels = rows_not_in_table(valid_rows(labels, "stream", batch_id), LABELS, root,
+                                               ["transaction_id", "is_fraud", "reported_at"], report_dates).persist()
+                cached.append(new_labels)
+            inserted = new_tx.count() if new_tx is not None else 0
+            inserted_labels = new_labels.count() if new_labels is not None else 0
+            span = self._span(batch_id, per_partition, records)
+            if span is not None:
+                # Before the commits below start: a re-read of the history must not see this batch's rows.
+                self.feature_history.prepare(spark, span[0].first_date)
+            self.feature_history.add(new_tx if inserted else None, new_labels if inserted_labels else None)
             steps: list[Callable[[], object]] = []
             if quarantined:  # an empty batch needs no commit: its replay is empty too
                 steps.append(lambda: append_idempotent(quarantine, QUARANTINE, root, f"{self.app_id}.quarantine",
                                                        batch_id, verify=self._replay_possible))
-            if dates:
-                steps.append(lambda: inserted.update(
-                    tx=insert_new(good_tx, TRANSACTIONS, root, ["transaction_id"], dates)))
-            if report_dates:
-                steps.append(lambda: insert_new(good_labels, LABELS, root,
-                                                ["transaction_id", "is_fraud", "reported_at"], report_dates))
+            if inserted:
+                steps.append(lambda: append_rows(new_tx, TRANSACTIONS, root))  # type: ignore[arg-type]
+            if inserted_labels:
+                steps.append(lambda: append_rows(new_labels, LABELS, root))  # type: ignore[arg-type]
             if self.settings.stream.batch_checks:
                 steps.append(lambda: self._record_checks(spark, tx, batch_id))
-            _run_concurrently(steps)  # four tables, no dependency between them
+            # Four tables, no dependency between them. (Overlapping these commits with the features
+            # was measured slower: on two cores they compete for the same CPU.)
+            _run_concurrently(steps)
             self._batch_stats = {"ingest_seconds": time.monotonic() - started}
-            limit = self.settings.kafka.max_offsets_per_trigger
-            capped = bool(limit) and records >= 0.95 * limit  # type: ignore[operator]
-            featurized, scored = self._features_and_scores(spark, batch_id, per_partition, capped)
+            featurized, scored = 0, 0
+            if span is not None:
+                featurized, scored = self._features_and_scores(spark, batch_id, *span)
             summary = BatchSummary(
-                batch_id, records, inserted.get("tx", 0), quarantined, featurized, scored,
+                batch_id, records, inserted, quarantined, featurized, scored,
                 time.monotonic() - started, **self._batch_stats,  # type: ignore[arg-type]
             )
             self.history.append(summary)
             self._replay_possible = False
             log.info("batch %d: %s", batch_id, summary)
-            tx.unpersist()
-            labels.unpersist()
+        except BaseException:
+            self.feature_history.clear()  # it may hold rows whose commits did not happen
+            raise
         finally:
-            batch.unpersist()
+            for df in cached:
+                df.unpersist()
 
     def _record_checks(self, spark: SparkSession, tx: DataFrame, batch_id: int) -> None:
         """The suite's batch-level results (null rates, ranges, uniqueness...) in one aggregation."""
@@ -174,11 +200,13 @@ class MicroBatchProcessor:
         if self.failed_checks:
             log.warning("batch %d: data-quality expectations failed: %s", batch_id, ", ".join(self.failed_checks))
 
-    def _features_and_scores(self, spark: SparkSession, batch_id: int, per_partition: list[Any],
-                             capped: bool) -> tuple[int, int]:
-        root = self.settings.lakehouse_root
+    def _span(self, batch_id: int, per_partition: list[Any],
+              records: int) -> tuple[TargetSpan, datetime, datetime | None] | None:
+        """(targets, the new frontier, the previous one) of a micro-batch; None without valid transactions."""
         if not per_partition:
-            return 0, 0
+            return None
+        limit = self.settings.kafka.max_offsets_per_trigger
+        capped = bool(limit) and records >= 0.95 * limit  # type: ignore[operator]
         oldest = min(r.low for r in per_partition)
         # A batch cut short by maxOffsetsPerTrigger (a backlog) reaches different event times in
         # different partitions: advance only to the slowest one's newest event, or the others'
@@ -199,20 +227,21 @@ class MicroBatchProcessor:
             fresh = (F.col("event_time") > F.lit(previous)) & upper
             condition = condition & (late | fresh)
         first_date = (oldest if previous is None else min(oldest, previous)).date()
-        span = TargetSpan(first_date, frontier.date(), condition)
+        return TargetSpan(first_date, frontier.date(), condition), frontier, previous
+
+    def _features_and_scores(self, spark: SparkSession, batch_id: int, span: TargetSpan, frontier: datetime,
+                             previous: datetime | None) -> tuple[int, int]:
+        """silver and gold rows of the span's targets, from the in-memory history."""
+        root = self.settings.lakehouse_root
         stage_started = time.monotonic()
-        carry = ("kafka_timestamp",)
-        # The per-target compilation reads the history four times: read bronze once.
-        history = tuple(df.persist() for df in history_for(spark, self.settings, self.params, span, carry))
         features = featurize(
             spark, self.settings, self.params, span, "stream", self.app_id, batch_id,
-            per_target=True, late_before=previous, carry=carry, history=history,  # type: ignore[arg-type]
+            per_target=True, late_before=previous, carry=self.feature_history.carry,
+            history=self.feature_history.view(span),
         ).persist()
         scores: DataFrame | None = None
         try:
             count = features.count()
-            for df in history:
-                df.unpersist()
             self._batch_stats["feature_seconds"] = time.monotonic() - stage_started
             stage_started = time.monotonic()
             scored = 0
@@ -238,8 +267,7 @@ class MicroBatchProcessor:
             self.frontier = frontier
             return count, scored
         finally:
-            for df in (*history, features):
-                df.unpersist()
+            features.unpersist()
             if scores is not None:
                 scores.unpersist()
 

@@ -146,20 +146,36 @@ def insert_new(
     288k rows). Single writer per key range is assumed (the stream, or an import), as Delta does not
     detect two concurrent appends of the same new key. Returns the number of rows appended.
     """
+    new = rows_not_in_table(df, contract, root, keys, partition_values).persist()
+    try:
+        count = new.count()
+        if count:
+            append_rows(new, contract, root)
+        return count
+    finally:
+        new.unpersist()
+
+
+def rows_not_in_table(
+    df: DataFrame,
+    contract: TableContract,
+    root: Path | str,
+    keys: list[str],
+    partition_values: list[str],
+) -> DataFrame:
+    """The rows of ``df`` (conformed to the contract, one per key) whose keys the table lacks."""
     spark = df.sparkSession
     _ensure_known(spark, contract, root)
     source = conform(df, contract).dropDuplicates(keys)
     existing = spark.read.format("delta").load(contract.path(root))
     if contract.partition_by and partition_values:
         existing = existing.filter(F.col(contract.partition_by[0]).isin(partition_values))
-    new = source.join(existing.select(*keys), keys, "left_anti").persist()
-    try:
-        count = new.count()
-        if count:
-            _one_file_per_partition(new, contract).write.format("delta").mode("append").save(contract.path(root))
-        return count
-    finally:
-        new.unpersist()
+    return source.join(existing.select(*keys), keys, "left_anti")
+
+
+def append_rows(df: DataFrame, contract: TableContract, root: Path | str) -> None:
+    """Plain append of rows already conformed to the contract (one file per touched partition)."""
+    _one_file_per_partition(df, contract).write.format("delta").mode("append").save(contract.path(root))
 
 
 def replace_range(

@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 
 from conf.settings import Settings
 from jobs import features_job, importer, replay, simulate, stream
-from jobs.pipeline import overtaken_by_late_arrivals
+from jobs.pipeline import TargetSpan, history_for, overtaken_by_late_arrivals
 from jobs.tables import feature_params
 from lakehouse.delta_io import read_table
 from lakehouse.tables import TRANSACTIONS, features_table
@@ -75,11 +75,18 @@ def test_handbook_slice_replayed_through_the_broker(spark, settings: Settings, k
     capsys.readouterr()
     assert features_job.parity(s, *REPLAYED) == 0, capsys.readouterr().out
     assert ", 0 rows whose windows gained a late event" in capsys.readouterr().out
+    # The history the stream kept in memory (parts added batch by batch) is what Delta now holds.
+    span = TargetSpan(REPLAYED[1], REPLAYED[1], F.lit(False))
+    kept = processor.feature_history.view(span)
+    read = history_for(spark, s, feature_params(s), span, processor.feature_history.carry)
+    for in_memory, in_delta in zip(kept, read, strict=True):
+        assert in_memory.count() == in_delta.count() > 0
+        assert in_memory.exceptAll(in_delta).count() == 0
 
 
 def test_out_of_order_events_inside_the_lateness(spark, settings: Settings, kafka_broker,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    s = isolated_settings(settings, "ooparity", stream__allowed_lateness_seconds=5.0,
+    s = isolated_settings(settings, "ooparity", stream__allowed_lateness_seconds=5.0, stream__history_refresh_batches=2,
                           stream__publish_scores=False)
     kafka_broker.ensure_topics({s.kafka.topics.transactions: 2, s.kafka.topics.labels: 2})
     shuffled = simulate.SimulateConfig(rate=50, count=500, customers=40, terminals=30, seed=8,
