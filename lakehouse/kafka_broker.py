@@ -27,6 +27,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -130,9 +131,16 @@ def _port_accepts(host: str, port: int) -> bool:
         return False
 
 
-def _new_cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, URL-safe base64, no padding (``kafka-storage random-uuid``)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+def _new_cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64, no padding (``kafka-storage random-uuid``).
+
+    Like Kafka's own ``Uuid.randomUuid``, never one that starts with "-": the storage tool's
+    argument parser would take it for an option (about one id in 64 did).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(random_bytes()).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 class KafkaBroker:
@@ -385,8 +393,7 @@ class KafkaBroker:
             *self._jvm_command(java, classpath, "256m"),
             "kafka.tools.StorageTool",
             "format",
-            "--cluster-id",
-            self._cluster_id(),
+            f"--cluster-id={self._cluster_id()}",  # one token: an id kept from before may start with "-"
             "--config",
             str(self.server_properties),
             "--ignore-formatted",
