@@ -47,14 +47,19 @@ def history_for(
     labels are narrowed to fraud reports: the compact form worth caching.
     """
     root = settings.lakehouse_root
-    first = history_start(params, span.first_date)
-    bronze = read_table(spark, TRANSACTIONS, root).filter(
-        F.col("event_date").between(F.lit(first), F.lit(span.last_date))
-    )
-    labels = read_table(spark, LABELS, root).filter(
-        F.col("report_date").between(F.lit(first), F.lit(span.last_date + timedelta(days=1)))
-    )
+    bronze, labels = _within(read_table(spark, TRANSACTIONS, root), read_table(spark, LABELS, root), params, span)
     return flag_targets(bronze, labels, span, carry)
+
+
+def _within(
+    bronze: DataFrame, labels: DataFrame, params: FeatureParams, span: TargetSpan
+) -> tuple[DataFrame, DataFrame]:
+    """The transactions and label reports the span's features can read (partition-pruning filters)."""
+    first = history_start(params, span.first_date)
+    return (
+        bronze.filter(F.col("event_date").between(F.lit(first), F.lit(span.last_date))),
+        labels.filter(F.col("report_date").between(F.lit(first), F.lit(span.last_date + timedelta(days=1)))),
+    )
 
 
 def history_start(params: FeatureParams, first_target_date: date) -> date:
@@ -78,7 +83,7 @@ class StreamHistory:
 
     Reading weeks of bronze from Delta cost a small micro-batch more than its features did. Here
     the history is read once; each micro-batch then adds the rows it inserts into bronze and
-    labels (before their Delta commits end, so the features overlap those commits). It is read
+    labels, taken before their Delta commits (so a re-read never sees them twice). It is read
     again after ``refresh_batches`` micro-batches, when a batch reaches back before its first date,
     and after a failed batch. Rows another job writes into bronze meanwhile (an import) reach the
     stream's features at the next re-read. Parts are local checkpoints: a lost block fails the
@@ -99,14 +104,14 @@ class StreamHistory:
         self._bronze: list[DataFrame] = []
         self._labels: list[DataFrame] = []
 
-    def prepare(self, spark: SparkSession, first_target_date: date) -> bool:
-        """Read the history from Delta if it is missing, stale or too short; True when it was read.
+    def prepare(self, spark: SparkSession, first_target_date: date) -> None:
+        """Read the history from Delta if it is missing, stale or too short.
 
         Call it before this batch's bronze and labels commits start, so the read cannot see them.
         """
         first = history_start(self.params, first_target_date)
         if self._first is not None and first >= self._first and self._added < self.refresh_batches:
-            return False
+            return
         self.clear()
         root = self.settings.lakehouse_root
         self._bronze = [self._compact_bronze(
@@ -114,7 +119,6 @@ class StreamHistory:
         self._labels = [self._compact_labels(
             read_table(spark, LABELS, root).filter(F.col("report_date") >= F.lit(first)))]
         self._first = first
-        return True
 
     def add(self, new_transactions: DataFrame | None, new_labels: DataFrame | None) -> None:
         """Add the rows this micro-batch inserts into bronze and labels (contract-conformed frames).
@@ -138,11 +142,7 @@ class StreamHistory:
         parallelism = self._bronze[0].sparkSession.sparkContext.defaultParallelism
         bronze = reduce(DataFrame.unionByName, self._bronze).coalesce(parallelism)
         labels = reduce(DataFrame.unionByName, self._labels).coalesce(1)
-        bronze = bronze.filter(F.col("event_date").between(F.lit(first), F.lit(span.last_date)))
-        labels = labels.filter(
-            F.col("report_date").between(F.lit(first), F.lit(span.last_date + timedelta(days=1)))
-        )
-        return flag_targets(bronze, labels, span, self.carry)
+        return flag_targets(*_within(bronze, labels, self.params, span), span, self.carry)
 
     def clear(self) -> None:
         """Forget the history (the next :meth:`prepare` reads it again)."""
