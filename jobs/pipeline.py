@@ -19,8 +19,8 @@ from pyspark.sql import functions as F
 from conf.settings import Settings
 from features.catalog import FeatureParams
 from features.engine import KEY_COLUMNS, TARGET, compute_features, compute_target_features, lookback
-from lakehouse.delta_io import read_table
-from lakehouse.tables import LABELS, TRANSACTIONS
+from lakehouse.delta_io import latest_version, read_table
+from lakehouse.tables import LABELS, TRANSACTIONS, TableContract
 
 ScoreFn = Callable[[DataFrame, int | None], DataFrame]
 
@@ -85,9 +85,12 @@ class StreamHistory:
     the history is read once; each micro-batch then adds the rows it inserts into bronze and
     labels, taken before their Delta commits (so a re-read never sees them twice). It is read
     again after ``refresh_batches`` micro-batches, when a batch reaches back before its first date,
-    and after a failed batch. Rows another job writes into bronze meanwhile (an import) reach the
-    stream's features at the next re-read. Parts are local checkpoints: a lost block fails the
-    batch loudly instead of being recomputed against a bronze that has changed since.
+    after a failed batch, and when another writer has committed to bronze or labels since (each
+    :meth:`prepare` compares the tables' versions with the read's plus this stream's own commits,
+    reported by :meth:`committed`). So the kept bronze is all of bronze over its dates, and the
+    stream can check a micro-batch's transaction ids against it (:meth:`known_transactions`)
+    instead of reading bronze. Parts are local checkpoints: a lost block fails the batch loudly
+    instead of being recomputed against a bronze that has changed since.
     """
 
     # Bronze columns kept: what the engines read, the span condition's columns, the carried ones.
@@ -103,22 +106,48 @@ class StreamHistory:
         self._added = 0  # micro-batches added since the last read
         self._bronze: list[DataFrame] = []
         self._labels: list[DataFrame] = []
+        # Per table: the version read, and the commits this stream made since (each is one version).
+        self._versions: dict[str, int] = {}
+        self._own_commits: dict[str, int] = {}
 
     def prepare(self, spark: SparkSession, first_target_date: date) -> None:
-        """Read the history from Delta if it is missing, stale or too short.
+        """Read the history from Delta if it is missing, stale, too short, or written by another job.
 
         Call it before this batch's bronze and labels commits start, so the read cannot see them.
         """
         first = history_start(self.params, first_target_date)
-        if self._first is not None and first >= self._first and self._added < self.refresh_batches:
+        if (self._first is not None and first >= self._first and self._added < self.refresh_batches
+                and not self._written_by_others(spark)):
             return
         self.clear()
         root = self.settings.lakehouse_root
+        self._versions = {c.name: latest_version(spark, c, root) for c in (TRANSACTIONS, LABELS)}
+        self._own_commits = dict.fromkeys(self._versions, 0)
         self._bronze = [self._compact_bronze(
-            read_table(spark, TRANSACTIONS, root).filter(F.col("event_date") >= F.lit(first)))]
+            read_table(spark, TRANSACTIONS, root, self._versions[TRANSACTIONS.name])
+            .filter(F.col("event_date") >= F.lit(first)))]
         self._labels = [self._compact_labels(
-            read_table(spark, LABELS, root).filter(F.col("report_date") >= F.lit(first)))]
+            read_table(spark, LABELS, root, self._versions[LABELS.name])
+            .filter(F.col("report_date") >= F.lit(first)))]
         self._first = first
+
+    def committed(self, contract: TableContract) -> None:
+        """This stream appended one commit to ``contract``'s table (rows already :meth:`add`-ed)."""
+        if contract.name in self._own_commits:
+            self._own_commits[contract.name] += 1
+
+    def known_transactions(self, dates: list[str]) -> DataFrame | None:
+        """Bronze's rows of ``dates`` (key columns) from memory; None when the history lacks a date."""
+        if self._first is None or not dates or min(dates) < self._first.isoformat():
+            return None
+        return reduce(DataFrame.unionByName, self._bronze).select(*KEY_COLUMNS)
+
+    def _written_by_others(self, spark: SparkSession) -> bool:
+        root = self.settings.lakehouse_root
+        return any(
+            latest_version(spark, c, root) != self._versions[c.name] + self._own_commits[c.name]
+            for c in (TRANSACTIONS, LABELS)
+        )
 
     def add(self, new_transactions: DataFrame | None, new_labels: DataFrame | None) -> None:
         """Add the rows this micro-batch inserts into bronze and labels (contract-conformed frames).
@@ -149,6 +178,7 @@ class StreamHistory:
         self._bronze, self._labels = [], []
         self._first = None
         self._added = 0
+        self._versions, self._own_commits = {}, {}
 
     def _compact_bronze(self, bronze: DataFrame) -> DataFrame:
         parallelism = bronze.sparkSession.sparkContext.defaultParallelism
