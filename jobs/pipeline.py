@@ -88,7 +88,7 @@ class StreamHistory:
     after a failed batch, and when another writer has committed to bronze or labels since (each
     :meth:`prepare` compares the tables' versions with the read's plus this stream's own commits,
     reported by :meth:`committed`). So the kept bronze is all of bronze over its dates, and the
-    stream can check a micro-batch's transaction ids against it (:meth:`known_transactions`)
+    stream can check a micro-batch's transactions and labels against it (:meth:`known_rows`)
     instead of reading bronze. Parts are local checkpoints: a lost block fails the batch loudly
     instead of being recomputed against a bronze that has changed since.
     """
@@ -136,11 +136,16 @@ class StreamHistory:
         if contract.name in self._own_commits:
             self._own_commits[contract.name] += 1
 
-    def known_transactions(self, dates: list[str]) -> DataFrame | None:
-        """Bronze's rows of ``dates`` (key columns) from memory; None when the history lacks a date."""
+    def known_rows(self, contract: TableContract, dates: list[str]) -> DataFrame | None:
+        """Bronze transactions or labels of the partitions ``dates`` held in memory (kept columns).
+
+        None when the history lacks one of the dates. Complete only right after :meth:`prepare`
+        (which looks for other writers' commits) in the same micro-batch.
+        """
         if self._first is None or not dates or min(dates) < self._first.isoformat():
             return None
-        return reduce(DataFrame.unionByName, self._bronze).select(*KEY_COLUMNS)
+        parts = self._bronze if contract.name == TRANSACTIONS.name else self._labels
+        return reduce(DataFrame.unionByName, parts)
 
     def _written_by_others(self, spark: SparkSession) -> bool:
         root = self.settings.lakehouse_root
@@ -170,7 +175,7 @@ class StreamHistory:
         # Few partitions: each part adds its own, and the engines' jobs pay per task.
         parallelism = self._bronze[0].sparkSession.sparkContext.defaultParallelism
         bronze = reduce(DataFrame.unionByName, self._bronze).coalesce(parallelism)
-        labels = reduce(DataFrame.unionByName, self._labels).coalesce(1)
+        labels = reduce(DataFrame.unionByName, self._labels).filter(F.col("is_fraud")).coalesce(1)
         return flag_targets(*_within(bronze, labels, self.params, span), span, self.carry)
 
     def clear(self) -> None:
@@ -185,7 +190,8 @@ class StreamHistory:
         return bronze.select(*self.BRONZE, *self.carry).coalesce(parallelism).localCheckpoint(eager=True)
 
     def _compact_labels(self, labels: DataFrame) -> DataFrame:
-        return labels.filter(F.col("is_fraud")).select(*self.LABELS).coalesce(1).localCheckpoint(eager=True)
+        # Every label, not only fraud reports: the stream's duplicate check needs them all.
+        return labels.select(*self.LABELS).coalesce(1).localCheckpoint(eager=True)
 
 
 def featurize(

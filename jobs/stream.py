@@ -155,10 +155,12 @@ class MicroBatchProcessor:
                 # (its state reconstruction cost 1.5-2.5 s per micro-batch).
                 new_tx = _detached(rows_not_in_table(valid_rows(tx, "stream", batch_id), TRANSACTIONS, root,
                                                      ["transaction_id"], dates,
-                                                     self.feature_history.known_transactions(dates)))
+                                                     self.feature_history.known_rows(TRANSACTIONS, dates)))
             if report_dates:
+                kept = self.feature_history.known_rows(LABELS, report_dates) if span is not None else None
                 new_labels = _detached(rows_not_in_table(valid_rows(labels, "stream", batch_id), LABELS, root,
-                                                         ["transaction_id", "is_fraud", "reported_at"], report_dates))
+                                                         ["transaction_id", "is_fraud", "reported_at"], report_dates,
+                                                         kept))
             inserted = new_tx.count() if new_tx is not None else 0
             inserted_labels = new_labels.count() if new_labels is not None else 0
             self.feature_history.add(new_tx if inserted else None, new_labels if inserted_labels else None)

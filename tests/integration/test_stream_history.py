@@ -18,7 +18,7 @@ from jobs import importer, stream
 from jobs.pipeline import TargetSpan, history_for
 from jobs.tables import feature_params
 from lakehouse.delta_io import read_table
-from lakehouse.tables import TRANSACTIONS
+from lakehouse.tables import LABELS, TRANSACTIONS
 from sources.contract import frame_to_events, to_json_bytes
 from sources.fixtures import write_handbook_fixture
 from tests.integration.conftest import isolated_settings
@@ -29,44 +29,53 @@ KAFKA_SCHEMA = ("key binary, value binary, topic string, partition int, offset l
                 "timestampType int")
 
 
-def _kafka_batch(spark, s: Settings, tx: pd.DataFrame, first_offset: int):
+def _kafka_batch(spark, s: Settings, tx: pd.DataFrame, labels: pd.DataFrame, first_offset: int):
+    events = [(e, "transaction", s.kafka.topics.transactions) for e in frame_to_events(tx, "transaction")]
+    events += [(e, "label", s.kafka.topics.labels) for e in frame_to_events(labels, "label")]
     rows = [
-        (str(e["customer_id"]).encode(), to_json_bytes(e, "transaction"), s.kafka.topics.transactions, 0,
-         first_offset + i, datetime.now(), 0)
-        for i, e in enumerate(frame_to_events(tx, "transaction"))
+        (str(e["customer_id"]).encode(), to_json_bytes(e, kind), topic, 0, first_offset + i, datetime.now(), 0)
+        for i, (e, kind, topic) in enumerate(events)
     ]
     return spark.createDataFrame(rows, KAFKA_SCHEMA)
+
+
+def _labels_of(labels: pd.DataFrame, tx: pd.DataFrame) -> pd.DataFrame:
+    return labels[labels["transaction_id"].isin(tx["transaction_id"])]
 
 
 def test_another_writers_bronze_commit_is_seen_by_the_next_micro_batch(spark, settings: Settings,
                                                                       tmp_path: Path) -> None:
     s = isolated_settings(settings, "histguard", stream__publish_scores=False, stream__batch_checks=False)
     fixture = write_handbook_fixture(tmp_path, days=3)
-    tx, _ = importer.load_file(fixture.parquet_path, importer.parse_delay("7d"))
+    tx, labels = importer.load_file(fixture.parquet_path, importer.parse_delay("1h"))
     tx = tx.sort_values("event_time", kind="stable").reset_index(drop=True)
     day = tx["event_time"].dt.date
     live = tx[day == day.max()]
     first, second = live.iloc[: len(live) // 2], live.iloc[len(live) // 2:]
     history_file = tmp_path / "history.parquet"
     fixture.frame[fixture.frame["tx_datetime"].dt.date < day.max()].to_parquet(history_file)
-    importer.run(s, importer.ImportConfig(paths=[str(history_file)]), spark)
+    importer.run(s, importer.ImportConfig(paths=[str(history_file)], label_delay="1h"), spark)
 
     processor = stream.MicroBatchProcessor(s, feature_params(s), scorer=None)
-    processor(_kafka_batch(spark, s, first, 0), 0)
+    processor(_kafka_batch(spark, s, first, _labels_of(labels, first), 0), 0)
     assert processor.history[-1].bronze == len(first)
 
     # Another job imports ten of the next micro-batch's transactions meanwhile.
     foreign_file = tmp_path / "foreign.parquet"
     ids = set(second["transaction_id"].astype(str).head(10))
     fixture.frame[fixture.frame["transaction_id"].astype(str).isin(ids)].to_parquet(foreign_file)
-    importer.run(s, importer.ImportConfig(paths=[str(foreign_file)]), spark)
+    importer.run(s, importer.ImportConfig(paths=[str(foreign_file)], label_delay="1h"), spark)
 
-    # The next micro-batch: those ten, the rest, and redeliveries of five the stream inserted itself.
-    processor(_kafka_batch(spark, s, pd.concat([second, first.head(5)]), len(first)), 1)
+    # The next micro-batch: those ten, the rest, and redeliveries of five the stream inserted itself
+    # (transactions and labels alike).
+    again = pd.concat([second, first.head(5)])
+    processor(_kafka_batch(spark, s, again, _labels_of(labels, again), 10_000), 1)
     assert processor.history[-1].bronze == len(second) - 10
 
     bronze = read_table(spark, TRANSACTIONS, s.lakehouse_root).select("transaction_id").toPandas()
     assert len(bronze) == len(tx) and bronze["transaction_id"].is_unique
+    stored = read_table(spark, LABELS, s.lakehouse_root).select("transaction_id").toPandas()
+    assert len(stored) == len(labels) and stored["transaction_id"].is_unique
     # The history was read again: it holds the imported rows, equal to what Delta holds.
     span = TargetSpan(day.max(), day.max(), F.lit(False))
     kept = processor.feature_history.view(span)
