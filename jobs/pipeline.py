@@ -106,9 +106,8 @@ class StreamHistory:
         self._added = 0  # micro-batches added since the last read
         self._bronze: list[DataFrame] = []
         self._labels: list[DataFrame] = []
-        # Per table: the version read, and the commits this stream made since (each is one version).
-        self._versions: dict[str, int] = {}
-        self._own_commits: dict[str, int] = {}
+        # Per table: the version read plus this stream's commits since (each is one version).
+        self._expected_versions: dict[str, int] = {}
 
     def prepare(self, spark: SparkSession, first_target_date: date) -> None:
         """Read the history from Delta if it is missing, stale, too short, or written by another job.
@@ -121,20 +120,20 @@ class StreamHistory:
             return
         self.clear()
         root = self.settings.lakehouse_root
-        self._versions = {c.name: latest_version(spark, c, root) for c in (TRANSACTIONS, LABELS)}
-        self._own_commits = dict.fromkeys(self._versions, 0)
+        read = {c.name: latest_version(spark, c, root) for c in (TRANSACTIONS, LABELS)}
+        self._expected_versions = dict(read)
         self._bronze = [self._compact_bronze(
-            read_table(spark, TRANSACTIONS, root, self._versions[TRANSACTIONS.name])
+            read_table(spark, TRANSACTIONS, root, read[TRANSACTIONS.name])
             .filter(F.col("event_date") >= F.lit(first)))]
         self._labels = [self._compact_labels(
-            read_table(spark, LABELS, root, self._versions[LABELS.name])
+            read_table(spark, LABELS, root, read[LABELS.name])
             .filter(F.col("report_date") >= F.lit(first)))]
         self._first = first
 
     def committed(self, contract: TableContract) -> None:
         """This stream appended one commit to ``contract``'s table (rows already :meth:`add`-ed)."""
-        if contract.name in self._own_commits:
-            self._own_commits[contract.name] += 1
+        if contract.name in self._expected_versions:
+            self._expected_versions[contract.name] += 1
 
     def known_rows(self, contract: TableContract, dates: list[str]) -> DataFrame | None:
         """Bronze transactions or labels of the partitions ``dates`` held in memory (kept columns).
@@ -144,15 +143,12 @@ class StreamHistory:
         """
         if self._first is None or not dates or min(dates) < self._first.isoformat():
             return None
-        parts = self._bronze if contract.name == TRANSACTIONS.name else self._labels
+        parts = {TRANSACTIONS.name: self._bronze, LABELS.name: self._labels}[contract.name]
         return reduce(DataFrame.unionByName, parts)
 
     def _written_by_others(self, spark: SparkSession) -> bool:
         root = self.settings.lakehouse_root
-        return any(
-            latest_version(spark, c, root) != self._versions[c.name] + self._own_commits[c.name]
-            for c in (TRANSACTIONS, LABELS)
-        )
+        return any(latest_version(spark, c, root) != self._expected_versions[c.name] for c in (TRANSACTIONS, LABELS))
 
     def add(self, new_transactions: DataFrame | None, new_labels: DataFrame | None) -> None:
         """Add the rows this micro-batch inserts into bronze and labels (contract-conformed frames).
@@ -183,7 +179,7 @@ class StreamHistory:
         self._bronze, self._labels = [], []
         self._first = None
         self._added = 0
-        self._versions, self._own_commits = {}, {}
+        self._expected_versions = {}
 
     def _compact_bronze(self, bronze: DataFrame) -> DataFrame:
         parallelism = bronze.sparkSession.sparkContext.defaultParallelism

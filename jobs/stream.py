@@ -32,6 +32,7 @@ from jobs.pipeline import ScoreFn, StreamHistory, TargetSpan, featurize
 from lakehouse.delta_io import (
     append_idempotent,
     append_rows,
+    detached,
     ensure_table,
     newest_marker,
     read_table,
@@ -153,12 +154,12 @@ class MicroBatchProcessor:
             if dates:
                 # The kept history is all of bronze over its dates: no read of bronze's newest snapshot
                 # (its state reconstruction cost 1.5-2.5 s per micro-batch).
-                new_tx = _detached(rows_not_in_table(valid_rows(tx, "stream", batch_id), TRANSACTIONS, root,
+                new_tx = detached(rows_not_in_table(valid_rows(tx, "stream", batch_id), TRANSACTIONS, root,
                                                      ["transaction_id"], dates,
                                                      self.feature_history.known_rows(TRANSACTIONS, dates)))
             if report_dates:
                 kept = self.feature_history.known_rows(LABELS, report_dates) if span is not None else None
-                new_labels = _detached(rows_not_in_table(valid_rows(labels, "stream", batch_id), LABELS, root,
+                new_labels = detached(rows_not_in_table(valid_rows(labels, "stream", batch_id), LABELS, root,
                                                          ["transaction_id", "is_fraud", "reported_at"], report_dates,
                                                          kept))
             inserted = new_tx.count() if new_tx is not None else 0
@@ -307,17 +308,6 @@ def _partition_stats(parsed: DataFrame, date_column: str, time_column: str) -> l
         .agg(F.count(F.lit(1)).alias("rows"), F.min(time_column).alias("low"), F.max(time_column).alias("high"))
         .collect()
     )
-
-
-def _detached(df: DataFrame) -> DataFrame:
-    """``df`` computed now and cut from its lineage.
-
-    A cached frame that reads a Delta table is re-planned against the new snapshot when that
-    table is written (Spark re-caches by path): for the rows about to be appended, that cost 1-2 s
-    of snapshot and file-listing jobs per micro-batch, and a recomputation would find them all
-    present. A local checkpoint has no such lineage.
-    """
-    return df.localCheckpoint(eager=True)
 
 
 def _run_concurrently(steps: list[Callable[[], object]]) -> None:

@@ -146,14 +146,11 @@ def insert_new(
     288k rows). Single writer per key range is assumed (the stream, or an import), as Delta does not
     detect two concurrent appends of the same new key. Returns the number of rows appended.
     """
-    new = rows_not_in_table(df, contract, root, keys, partition_values).persist()
-    try:
-        count = new.count()
-        if count:
-            append_rows(new, contract, root)
-        return count
-    finally:
-        new.unpersist()
+    new = detached(rows_not_in_table(df, contract, root, keys, partition_values))
+    count = new.count()
+    if count:
+        append_rows(new, contract, root)
+    return count
 
 
 def rows_not_in_table(
@@ -177,6 +174,17 @@ def rows_not_in_table(
     if contract.partition_by and partition_values:
         existing = existing.filter(F.col(contract.partition_by[0]).isin(partition_values))
     return source.join(existing.select(*keys), keys, "left_anti")
+
+
+def detached(df: DataFrame) -> DataFrame:
+    """``df`` computed now and cut from its lineage (an eager local checkpoint).
+
+    For rows about to be appended to a table they were read against: a cached frame that reads
+    a Delta table is re-planned against the new snapshot when the table is written (Spark re-caches
+    by path), which cost 1-2 s of snapshot and file-listing jobs per stream micro-batch, and a
+    recomputation would find the rows present already.
+    """
+    return df.localCheckpoint(eager=True)
 
 
 def append_rows(df: DataFrame, contract: TableContract, root: Path | str) -> None:
