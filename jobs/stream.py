@@ -38,8 +38,8 @@ from lakehouse.delta_io import (
     read_table,
     rows_not_in_table,
 )
-from lakehouse.ingest import FAILED, parse_labels, parse_transactions, quarantine_rows, valid_rows
 from lakehouse.tables import LABELS, QUARANTINE, SCORES, TRANSACTIONS, TableContract, features_table
+from quality.ingest import FAILED, parse_labels, parse_transactions, quarantine_rows, valid_rows
 from quality.rules import load_suite
 from quality.validate import failed, stream_batch_checks, write_results
 
@@ -132,7 +132,7 @@ class MicroBatchProcessor:
             if records == 0:
                 return
             tx = parse_transactions(
-                batch.filter(F.col("topic") == topics.transactions), self.settings.security.card_hash_key, self.suite
+                batch.filter(F.col("topic") == topics.transactions), self.settings.security.card_hash_key
             ).persist()
             labels = parse_labels(batch.filter(F.col("topic") == topics.labels)).persist()
             cached += [tx, labels]

@@ -99,12 +99,12 @@ def measure(spark: SparkSession, rows: int = 2000, runs: int = 5, warmup: int = 
             settings: Settings | None = None) -> dict[str, float]:
     """Wall and CPU (driver JVM + Python) ms per batch of each approach on one parsed, persisted batch;
     with ``settings``, also the idempotent Delta append of one batch's result rows."""
-    from lakehouse.ingest import parse_transactions
+    from quality.ingest import parse_transactions
     from quality.rules import load_suite
     from quality.validate import stream_batch_checks, validate_dataframe, write_results
 
     suite = load_suite("transactions")
-    tx = parse_transactions(kafka_frame(spark, synthetic_events(rows)), "bench-key", suite).persist()
+    tx = parse_transactions(kafka_frame(spark, synthetic_events(rows)), "bench-key").persist()
     tx.count()
     try:
         approaches: dict[str, Callable[[], object]] = {

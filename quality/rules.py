@@ -17,6 +17,7 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from conf.settings import CONF_DIR
+from quality.records import CARD_FIELD, EventKind, load_contract
 
 SUITES_DIR = CONF_DIR / "expectations"
 ROW_LEVEL = {
@@ -47,16 +48,62 @@ class Expectation:
         return self.type in ROW_LEVEL and not self.batch_only
 
 
+def contract_expectations(kind: EventKind) -> list[Expectation]:
+    """The row-level expectations a contract implies for its bronze columns (one truth for allowed values).
+
+    ``required`` -> not null; ``minLength``/``maxLength`` -> value lengths; ``const``/``enum`` -> in
+    set; ``pattern`` -> regex; ``minimum``/``maximum`` and a time field's ``x-aegis-time-range`` ->
+    between. The card number is tokenized before bronze, so it has none. Required fields are critical.
+    """
+    contract = load_contract(kind)
+    out: list[Expectation] = []
+    for spec in contract.fields:
+        if spec.name == CARD_FIELD:
+            continue
+        prop = contract.property(spec.name)
+        critical = spec.name in contract.required
+
+        def add(kind_: str, **kwargs: Any) -> None:
+            out.append(Expectation(kind_, {"column": spec.name, **kwargs}, critical, False))  # noqa: B023
+
+        if critical:
+            add("expect_column_values_to_not_be_null")
+        if "minLength" in prop or "maxLength" in prop:
+            add("expect_column_value_lengths_to_be_between", min_value=prop.get("minLength"),
+                max_value=prop.get("maxLength"))
+        if "const" in prop:
+            add("expect_column_values_to_be_in_set", value_set=[prop["const"]])
+        if "enum" in prop:
+            add("expect_column_values_to_be_in_set", value_set=list(prop["enum"]))
+        if "pattern" in prop and not spec.is_time:
+            add("expect_column_values_to_match_regex", regex=prop["pattern"])
+        if "minimum" in prop or "maximum" in prop:
+            add("expect_column_values_to_be_between", min_value=prop.get("minimum"), max_value=prop.get("maximum"))
+        if spec.is_time:
+            time_range = contract.time_ranges[spec.name]
+            add("expect_column_values_to_be_between", min_value=time_range.minimum, max_value=time_range.maximum)
+    return out
+
+
 def load_suite(name: str, suites_dir: Path = SUITES_DIR) -> list[Expectation]:
-    """Read a suite file; fail naming the file on a malformed entry."""
+    """Read a suite file; fail naming the file on a malformed entry.
+
+    A suite whose ``meta.contract`` names an event kind starts with that contract's row-level
+    expectations (:func:`contract_expectations`); its file then holds only batch-level ones.
+    """
     path = suites_dir / f"{name}.json"
     data = json.loads(path.read_text())
-    out = []
+    contract = data.get("meta", {}).get("contract")
+    out = contract_expectations(contract) if contract else []
     for i, raw in enumerate(data["expectations"]):
         if "type" not in raw or "kwargs" not in raw:
             raise ValueError(f"{path}: expectation #{i} needs 'type' and 'kwargs'")
         meta = raw.get("meta", {})
-        out.append(Expectation(raw["type"], raw["kwargs"], bool(meta.get("critical")), bool(meta.get("batch_only"))))
+        expectation = Expectation(raw["type"], raw["kwargs"], bool(meta.get("critical")), bool(meta.get("batch_only")))
+        if contract and expectation.row_level:
+            raise ValueError(f"{path}: expectation #{i} ({expectation.name}) is row-level; this suite takes its "
+                             f"row-level rules from the {contract} contract (edit conf/contracts instead)")
+        out.append(expectation)
     return out
 
 

@@ -27,8 +27,8 @@ from pyspark.sql import functions as F
 
 from conf.settings import Settings
 from lakehouse.delta_io import append_idempotent
-from lakehouse.ingest import FAILED
 from lakehouse.tables import VALIDATION_RESULTS
+from quality.ingest import FAILED
 from quality.rules import ROW_LEVEL, Expectation, failure_predicate, load_suite
 from quality.suites import META_NAME, build_suite, resolved_kwargs, to_gx
 
