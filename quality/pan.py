@@ -126,14 +126,16 @@ def mask_text(text: str) -> tuple[str, list[Pan]]:
 
 
 def decode_any(raw: bytes) -> tuple[str, str]:
-    """(text, encoding) of raw bytes: UTF-8 when valid, else UTF-16 (BOM or NUL pattern), else latin-1.
+    """(text, encoding) of raw bytes: UTF-16 when it has a BOM or NUL bytes that decode as UTF-16, else
+    UTF-8 when valid, else latin-1.
 
     latin-1 maps every byte to one character, so ASCII digits hidden in binary data stay visible.
     """
-    try:
-        return raw.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
+    if b"\x00" not in raw:  # NUL-free: no UTF-16 text of ASCII characters (which is also valid UTF-8)
+        try:
+            return raw.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            pass
     candidates: list[str] = []
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
         candidates.append("utf-16")
@@ -142,7 +144,7 @@ def decode_any(raw: bytes) -> tuple[str, str]:
         odd_nuls = raw[1::2].count(0)
         even_nuls = raw[0::2].count(0)
         candidates.append("utf-16-le" if odd_nuls >= even_nuls else "utf-16-be")
-    for encoding in candidates:
+    for encoding in [*candidates, "utf-8"]:
         try:
             return raw.decode(encoding), encoding
         except UnicodeDecodeError:

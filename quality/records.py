@@ -37,7 +37,7 @@ from typing import Any, Literal
 import jsonschema_rs
 
 from conf.settings import CONF_DIR
-from quality.pan import Pan, decode_any, find_pans, mask_bytes, mask_text
+from quality.pan import Pan, decode_any, find_pans, has_pan, mask_bytes, mask_text
 
 EventKind = Literal["transaction", "label"]
 
@@ -325,7 +325,7 @@ class RecordChecker:
                 reasons.append(f"{PAN_OUTSIDE_CARD}: unparsed record")
         if reasons:
             masked_value = _mask_card_field(masked_value) if masked_value is not None else None
-            values = {k: mask_text(v)[0] if isinstance(v, str) else v for k, v in values.items()}
+            values = {k: _masked_value(v) for k, v in values.items()}
         return CheckedRecord(values, [mask_text(r)[0] for r in reasons], masked_key, masked_value,
                              key_pans + raw_pans)
 
@@ -449,6 +449,15 @@ def _typed(json_type: str, raw: Any) -> Any:
     except OverflowError:
         return None
     return number if math.isfinite(number) else None
+
+
+def _masked_value(value: Any) -> Any:
+    """A typed value of a failed record with card numbers masked (a number holding one becomes None)."""
+    if isinstance(value, str):
+        return mask_text(value)[0]
+    if isinstance(value, float) and abs(value) >= 1e11 and has_pan(_number_text(value)):
+        return None
+    return value
 
 
 def _masked_structure(value: Any) -> Any:
