@@ -25,6 +25,8 @@ from conf.settings import Settings
 from jobs.base import JobConfig
 from lakehouse.delta_io import insert_new
 from lakehouse.tables import LABELS, TRANSACTIONS, TableContract
+from quality.frames import card_number_problems, time_range_problems
+from quality.pan import mask_text
 from sources.handbook import detect_schema, from_handbook, read_handbook, validate_frame
 
 log = logging.getLogger("aegis.import")
@@ -61,17 +63,24 @@ def load_file(path: Path, delay: pd.Timedelta) -> tuple[pd.DataFrame, pd.DataFra
     df = read_handbook(path)
     try:
         validate_frame(df)
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
+    except ValueError as exc:  # its examples quote values: never a card number in clear
+        raise ValueError(mask_text(f"{path}: {exc}")[0]) from None
+    problems = card_number_problems(df)
     if detect_schema(df) == "handbook":
-        return from_handbook(df, delay, validate=False)
-    tx = df.copy()
-    tx["event_time"] = pd.to_datetime(tx["event_time"], utc=True, format="ISO8601")
-    if "is_fraud" in tx.columns:
-        labels = tx[["transaction_id", "customer_id", "terminal_id", "is_fraud"]].copy()
-        labels["reported_at"] = tx["event_time"] + delay
+        tx, labels = from_handbook(df, delay, validate=False)
     else:
-        labels = pd.DataFrame(columns=["transaction_id", "customer_id", "terminal_id", "is_fraud", "reported_at"])
+        tx = df.copy()
+        tx["event_time"] = pd.to_datetime(tx["event_time"], utc=True, format="ISO8601")
+        if "is_fraud" in tx.columns:
+            labels = tx[["transaction_id", "customer_id", "terminal_id", "is_fraud"]].copy()
+            labels["reported_at"] = tx["event_time"] + delay
+        else:
+            labels = pd.DataFrame(columns=["transaction_id", "customer_id", "terminal_id", "is_fraud", "reported_at"])
+    problems += time_range_problems(tx["event_time"], "event_time", "transaction")
+    # Derived report times need only be readable: a recent transaction's label may be due later.
+    problems += time_range_problems(pd.to_datetime(labels["reported_at"], utc=True), "", "label")
+    if problems:
+        raise ValueError(f"{path}: " + "; ".join(problems))
     return tx, labels
 
 

@@ -36,19 +36,19 @@ def _valid_event(tx_id: str, **overrides: object) -> dict:
 
 
 BAD_RECORDS: dict[str, bytes] = {
-    "not a JSON object": b"this is not json",
+    "invalid JSON": b"this is not json",
     "invalid UTF-8": b'{"transaction_id": "\xff\xfe"}',
-    "missing field: customer_id": json.dumps({k: v for k, v in _valid_event("bad-1").items()
+    "required customer_id": json.dumps({k: v for k, v in _valid_event("bad-1").items()
                                               if k != "customer_id"}).encode(),
-    "between(amount)": json.dumps(_valid_event("bad-2", amount=-5)).encode(),
-    "in_set(currency)": json.dumps(_valid_event("bad-3", currency="XXX")).encode(),
-    "between(event_time)": json.dumps(
+    "minimum amount": json.dumps(_valid_event("bad-2", amount=-5)).encode(),
+    "enum currency": json.dumps(_valid_event("bad-3", currency="XXX")).encode(),
+    "x-aegis-time-range event_time": json.dumps(
         _valid_event("bad-4", event_time=(datetime.now(UTC) + timedelta(days=400)).isoformat())).encode(),
-    "wrong type: amount": json.dumps(_valid_event("bad-5", amount="twelve")).encode(),
+    "type amount": json.dumps(_valid_event("bad-5", amount="twelve")).encode(),
     "record larger than": json.dumps(_valid_event("bad-6", device_id="x" * 20000)).encode(),
-    "unknown fields: colour": json.dumps(_valid_event("bad-7", colour="red")).encode(),
-    "unparseable timestamp": json.dumps(_valid_event("bad-8", event_time="yesterday")).encode(),
-    "wrong format: card_number": json.dumps(_valid_event("bad-9", card_number="4111-1111")).encode(),
+    "additionalProperties colour": json.dumps(_valid_event("bad-7", colour="red")).encode(),
+    "pattern event_time": json.dumps(_valid_event("bad-8", event_time="yesterday")).encode(),
+    "pattern card_number": json.dumps(_valid_event("bad-9", card_number="4111-1111")).encode(),
 }
 
 
