@@ -134,14 +134,17 @@ LABELS = TableContract(
 QUARANTINE = TableContract(
     name="quarantine",
     relative_path="quarantine",
-    description="Records that failed parsing, the event contract or a data-quality rule, with raw bytes.",
+    description="Records that failed the strict contract check (bytes, JSON, JSON Schema, time range, card numbers "
+                "outside card_number), with their masked bytes and every reason.",
     columns=(
-        Column("raw_key", BinaryType(), "Kafka key bytes as received."),
-        Column("raw_value", BinaryType(), "Record bytes as received (card numbers are masked)."),
+        Column("raw_key", BinaryType(), "Kafka key bytes as received, every card number masked to its last four."),
+        Column("raw_value", BinaryType(), "Record bytes as received, every card number (and card_number's value) "
+               "masked."),
         *_KAFKA_COLUMNS,
-        Column("transaction_id", StringType(), "Transaction id when it could be read."),
-        Column("reason", StringType(), "Human-readable reason.", False),
-        Column("failed_rules", ArrayType(StringType()), "Names of the failed rules / expectations."),
+        Column("transaction_id", StringType(), "Transaction id when it was a string (card numbers masked)."),
+        Column("reason", StringType(), "Every failed check, '; '-separated, each '<keyword> <field>: <detail>'.",
+               False),
+        Column("failed_rules", ArrayType(StringType()), "The same checks as an array."),
         Column("source", StringType(), "stream, import or simulator.", False),
         Column("ingest_batch_id", LongType(), "Streaming micro-batch (null for imports)."),
         Column("quarantined_at", TimestampType(), "When the record was quarantined.", False),
