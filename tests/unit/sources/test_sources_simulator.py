@@ -263,14 +263,6 @@ def test_population_tables(default_simulator: Simulator) -> None:
     assert customers["home_latitude"].between(35, 65).all()
 
 
-def test_history_speed() -> None:
-    sim = Simulator(SimulatorConfig(seed=9))
-    t0 = time.perf_counter()
-    tx, _ = sim.history(days=10)
-    rate = len(tx) / (time.perf_counter() - t0)
-    assert rate > 30_000, f"{rate:.0f} rows/s"
-
-
 # ----------------------------------------------------------------------------- stream
 
 
