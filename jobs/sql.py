@@ -17,6 +17,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+import sqlparse
+
 from conf.settings import Settings
 
 if TYPE_CHECKING:
@@ -46,41 +48,23 @@ class SqlError(RuntimeError):
 
 
 def split_statements(text: str) -> tuple[list[str], str]:
-    """Split SQL on ``;`` outside quotes and comments; returns (complete statements, unfinished rest)."""
+    """Split SQL on ``;`` outside quotes and comments (sqlparse); returns (complete statements, unfinished rest).
+
+    Comments are dropped from the statements; the rest is the raw text after the last ``;`` (so a
+    shell can append the next line to it), or empty when it holds only whitespace and comments.
+    """
     statements: list[str] = []
-    current: list[str] = []
-    quote: str | None = None
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            current.append(ch)
-            if ch == "\\" and quote != "`" and i + 1 < len(text):
-                current.append(text[i + 1])
-                i += 1
-            elif ch == quote:
-                quote = None
-        elif ch in ("'", '"', "`"):
-            quote = ch
-            current.append(ch)
-        elif text.startswith("--", i):
-            end = text.find("\n", i)
-            end = len(text) if end == -1 else end
-            i = end
-            continue
-        elif text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            i = len(text) if end == -1 else end + 2
-            continue
-        elif ch == ";":
-            statement = "".join(current).strip()
+    rest = ""
+    for piece in sqlparse.split(text):
+        body = sqlparse.format(piece, strip_comments=True).strip()
+        if body.endswith(";"):
+            statement = body[:-1].strip()
             if statement:
                 statements.append(statement)
-            current = []
-        else:
-            current.append(ch)
-        i += 1
-    return statements, "".join(current)
+        elif body:
+            rest = text[text.rfind(piece):]
+    return statements, rest
+
 
 
 # --------------------------------------------------------------------------------------------- output
