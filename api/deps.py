@@ -19,7 +19,8 @@ from api import cursor as cursors
 from api.champion import ChampionSource
 from api.metrics import Metrics
 from api.security import HEADER, KeyRing, Principal, Role
-from api.store import LakehouseStore, Position, to_micros
+from api.labels import LabelPublisher
+from serving.queries import Position, ServingStore, to_micros
 
 ID_REGEX = r"^[A-Za-z0-9._:-]{1,64}$"
 MAX_LIMIT = 1000
@@ -34,7 +35,7 @@ api_key_header = APIKeyHeader(
 # --------------------------------------------------------------------------- app state
 
 
-async def _store(request: Request) -> LakehouseStore:
+async def _store(request: Request) -> ServingStore:
     return request.app.state.store  # type: ignore[no-any-return]
 
 
@@ -42,11 +43,16 @@ async def _champions(request: Request) -> ChampionSource:
     return request.app.state.champions  # type: ignore[no-any-return]
 
 
+async def _labels(request: Request) -> LabelPublisher:
+    return request.app.state.labels  # type: ignore[no-any-return]
+
+
 async def _metrics(request: Request) -> Metrics:
     return request.app.state.metrics  # type: ignore[no-any-return]
 
 
-StoreDep = Annotated[LakehouseStore, Depends(_store)]
+StoreDep = Annotated[ServingStore, Depends(_store)]
+LabelsDep = Annotated[LabelPublisher, Depends(_labels)]
 ChampionsDep = Annotated[ChampionSource, Depends(_champions)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 
@@ -76,6 +82,7 @@ DecisionsReader = Annotated[Principal, Depends(require("analyst", "service", "ad
 CustomersReader = Annotated[Principal, Depends(require("analyst", "admin"))]
 ModelsReader = Annotated[Principal, Depends(require("admin"))]
 MetricsReader = Annotated[Principal, Depends(require("analyst", "service", "admin"))]
+VerdictWriter = Annotated[Principal, Depends(require("analyst", "admin"))]
 
 
 # --------------------------------------------------------------------------- parameters
@@ -180,7 +187,7 @@ def _finite(value: Any) -> Any:
 
 
 def json_response(payload: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """JSON without re-validation (the store already returns the documented shape); NaN/inf -> null."""
+    """JSON without re-validation (the queries already return the documented shape); NaN/inf -> null."""
     try:
         body = json.dumps(payload, separators=(",", ":"), allow_nan=False)
     except ValueError:

@@ -1,4 +1,4 @@
-"""`aegis serve`: the score lookup API (FastAPI on uvicorn, one process, no Spark)."""
+"""`aegis serve`: the score lookup API and review console (FastAPI on uvicorn, no Spark), over the serving store."""
 
 from __future__ import annotations
 
@@ -23,17 +23,31 @@ def run(settings: Settings, host: str | None = None, port: int | None = None) ->
     bind_port = port or settings.api.port
     if not settings.api.keys:
         log.warning("serve: api.keys is empty; every /v1 request will be refused (401)")
+    _migrate(settings)
     app = create_app(settings)
     config = uvicorn.Config(
         app, host=bind_host, port=bind_port, lifespan="on", access_log=False, server_header=False,
         log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower(),
         timeout_keep_alive=30, backlog=1024,
     )
-    log.info("serve: http://%s:%d (tables under %s)", bind_host, bind_port, settings.lakehouse_root)
+    log.info("serve: http://%s:%d (console: /console; store %s)", bind_host, bind_port,
+             settings.serving_dsn.rsplit("@", 1)[-1])
     server = uvicorn.Server(config)
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the signal it shut down on
         server.run()
     return 0 if server.started else 1
+
+
+def _migrate(settings: Settings) -> None:
+    """Bring the store's schema up to date when it is reachable (else /readyz reports it)."""
+    import psycopg
+
+    from serving.sync import ensure_schema
+
+    try:
+        ensure_schema(settings.serving_dsn)
+    except psycopg.OperationalError as exc:
+        log.warning("serve: serving store unreachable (%s); /readyz will say so", str(exc).strip()[:200])
 
 
 def _port(value: str) -> int:
@@ -48,7 +62,7 @@ def _port(value: str) -> int:
 
 def register(sub: Any) -> None:
     """Add the ``serve`` subcommand to the CLI's subparsers."""
-    p = sub.add_parser("serve", help="the score lookup API (FastAPI + uvicorn, reads Delta with delta-rs)")
+    p = sub.add_parser("serve", help="the score lookup API and review console (FastAPI + uvicorn, over the serving store)")
     p.add_argument("--host", help="bind address (default: api.host)")
     p.add_argument("--port", type=_port, help="bind port (default: api.port)")
     p.set_defaults(handler=lambda settings, args: run(settings, args.host, args.port))
