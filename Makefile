@@ -75,7 +75,7 @@ bench-backfill: setup
 	$(BIN)/python benchmarks/bench_backfill.py
 
 bench-api: setup
-	$(BIN)/python benchmarks/bench_api.py
+	flock /tmp/aegis-heavy.lock $(BIN)/python benchmarks/bench_api.py
 
 bench-quality: setup
 	$(BIN)/python benchmarks/bench_quality.py

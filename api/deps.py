@@ -17,9 +17,9 @@ from starlette.responses import Response
 
 from api import cursor as cursors
 from api.champion import ChampionSource
+from api.labels import LabelPublisher
 from api.metrics import Metrics
 from api.security import HEADER, KeyRing, Principal, Role
-from api.labels import LabelPublisher
 from serving.queries import Position, ServingStore, to_micros
 
 ID_REGEX = r"^[A-Za-z0-9._:-]{1,64}$"
@@ -184,6 +184,11 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
     return value
+
+
+def raw_json(text: str, status_code: int = 200) -> Response:
+    """A JSON body built by the store (PostgreSQL), passed through as is."""
+    return Response(text, status_code=status_code, media_type="application/json")
 
 
 def json_response(payload: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -15,7 +15,7 @@ from api.deps import (
     Since,
     StoreDep,
     Until,
-    json_response,
+    raw_json,
     read_cursor,
     time_window,
 )
@@ -52,7 +52,7 @@ async def customer_scores(
     if page is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"customer {customer_id!r} not found")
     next_cursor = None if page.next_position is None else cursors.encode("c", page.next_position, query)
-    return json_response({"items": page.items, "next_cursor": next_cursor})
+    return raw_json(page.body(next_cursor))
 
 
 @router.get(
@@ -68,4 +68,4 @@ async def customer_features(_: CustomersReader, customer_id: CustomerId, store: 
     record = await store.customer_features(customer_id)
     if record is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no features for customer {customer_id!r}")
-    return json_response(record)
+    return raw_json(record)

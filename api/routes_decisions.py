@@ -13,7 +13,7 @@ from api.deps import (
     QueueDecision,
     Since,
     StoreDep,
-    json_response,
+    raw_json,
     read_cursor,
     time_window,
 )
@@ -45,4 +45,4 @@ async def decisions(
     after = read_cursor(cursor, "d", query)
     page = await store.decisions(decisions=wanted, since_us=window.since_us, limit=limit, after=after)
     next_cursor = None if page.next_position is None else cursors.encode("d", page.next_position, query)
-    return json_response({"items": page.items, "next_cursor": next_cursor})
+    return raw_json(page.body(next_cursor))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 from starlette.responses import Response
 
-from api.deps import StoreDep, TransactionId, TransactionsReader, json_response
+from api.deps import StoreDep, TransactionId, TransactionsReader, json_response, raw_json
 from api.schemas import ERRORS, NOT_FOUND, Explanation, TransactionScore
 
 router = APIRouter(prefix="/v1/transactions", tags=["transactions"], responses=ERRORS)
@@ -26,7 +26,7 @@ async def get_transaction(_: TransactionsReader, transaction_id: TransactionId, 
     record = await store.transaction(transaction_id)
     if record is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"transaction {transaction_id!r} not found")
-    return json_response(record)
+    return raw_json(record)
 
 
 @router.get(

@@ -164,7 +164,6 @@ class ApiSettings(Strict):
     host: str = Field("127.0.0.1", description="Bind address.")
     port: int = Field(8080, ge=1, le=65535, description="Bind port.")
     keys: list[ApiKey] = Field(default_factory=list, description="Accepted API keys (hashed).")
-    table_refresh_seconds: float = Field(2.0, gt=0, description="How often the table versions are polled.")
 
 
 class PostgresServerSettings(Strict):

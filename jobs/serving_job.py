@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import threading
 import time
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -79,6 +81,57 @@ def resync(settings: Settings, date_from: date, date_to: date) -> int:
     finally:
         spark.stop()
     return 0
+
+
+@dataclass
+class ServingHandle:
+    """PostgreSQL + the sync queries + the API (with the console) running in the background."""
+
+    url: str  #: the review console's address
+    api_url: str
+    sync: Any
+    server: PostgresServer | None  #: the embedded server, when this handle started it
+    _uvicorn: Any
+    _thread: threading.Thread
+
+    def stop(self) -> None:
+        """Stop the API, the sync queries and (if started here) the embedded PostgreSQL."""
+        self._uvicorn.should_exit = True
+        self._thread.join(15)
+        self.sync.stop()
+        if self.server is not None:
+            self.server.stop()
+
+
+def start_serving(settings: Settings, spark: Any, port: int | None = None) -> ServingHandle:
+    """Start the serving side beside a running stream: the embedded PostgreSQL (unless ``serving.dsn``
+    names one), the sync queries on ``spark``, and the API + console on ``api.host:port`` (default
+    ``api.port``), all in the background. ``handle.url`` is the console; ``handle.stop()`` ends them."""
+    import uvicorn
+
+    from api.app import create_app
+    from serving.sync import start_sync_query
+
+    server = None
+    if not settings.serving.dsn:
+        server = server_for(settings)
+        running = server.status()["running"]
+        server.start()
+        server = None if running else server  # somebody else's server stays up
+    sync = start_sync_query(spark, settings)
+    host, bind_port = settings.api.host, port or settings.api.port
+    api = uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=bind_port, lifespan="on",
+                                        log_level="warning", access_log=False))
+    thread = threading.Thread(target=api.run, name="aegis-api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not api.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sync.stop()
+            raise RuntimeError(f"the API did not start on {host}:{bind_port}")
+        time.sleep(0.1)
+    base = f"http://{host}:{bind_port}"
+    return ServingHandle(f"{base}/console", base, sync, server, api, thread)
 
 
 def serving(settings: Settings, args: argparse.Namespace) -> int:

@@ -1,12 +1,15 @@
 """The API's reads and the console's verdicts: indexed SQL through an async psycopg connection pool.
 
 No table is held in memory: every lookup is one indexed statement (prepared by psycopg after a few
-uses). Times go in and out as UTC; a page is fetched with ``limit + 1`` rows to know whether it is
-the last one, and continues strictly after the keyset position (event time, transaction id).
+uses), and PostgreSQL builds the response JSON (``serving/migrations/0002_api_json.sql``), so the API
+passes text through instead of building objects per row. Times go in and out as UTC; a page is fetched
+with ``limit + 1`` rows to know whether it is the last one, and continues strictly after the keyset
+position (event time, transaction id).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,20 +22,20 @@ from serving import schema
 Position = tuple[int, str]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-_SCORE_COLUMNS = ("transaction_id, customer_id, terminal_id, event_time, amount, score, decision, model_name, "
-                  "model_version, policy_version, feature_version, top_reasons, source, scored_at")
-
-
 class StoreUnavailable(RuntimeError):
     """The serving store cannot answer (down, or without its schema); the message says which."""
 
 
 @dataclass(frozen=True)
 class Page:
-    """One page of scores, newest first; ``next_position`` is None on the last page."""
+    """One page of scores, newest first, each item a JSON text; ``next_position`` is None on the last page."""
 
-    items: list[dict[str, Any]]
+    items: list[str]
     next_position: Position | None
+
+    def body(self, next_cursor: str | None) -> str:
+        """The ScorePage JSON."""
+        return '{"items":[' + ",".join(self.items) + '],"next_cursor":' + json.dumps(next_cursor) + "}"
 
 
 def to_micros(value: datetime) -> int:
@@ -64,34 +67,6 @@ def iso(value: datetime | None) -> str | None:
 
 def finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
-
-
-def _score(row: Sequence[Any]) -> dict[str, Any]:
-    reasons = row[11] if isinstance(row[11], list) else []
-    return {
-        "transaction_id": row[0], "customer_id": row[1], "terminal_id": row[2], "event_time": iso(row[3]),
-        "amount": finite(row[4]), "score": finite(row[5]), "decision": row[6], "model_name": row[7],
-        "model_version": row[8], "policy_version": row[9], "feature_version": row[10],
-        "top_reasons": [
-            {"feature": None if r.get("feature") is None else str(r.get("feature")),
-             "value": finite(_float(r.get("value"))), "contribution": finite(_float(r.get("contribution")))}
-            for r in reasons if isinstance(r, dict)
-        ],
-        "source": row[12], "scored_at": iso(row[13]),
-    }
-
-
-def _float(value: Any) -> float | None:
-    try:
-        return None if value is None else float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _values(names: Sequence[str] | None, values: Sequence[float | None] | None) -> dict[str, float | None]:
-    if not names or values is None:
-        return {f"f{i}": finite(v) for i, v in enumerate(values or ())}
-    return {name: finite(v) for name, v in zip(names, values, strict=False)}
 
 
 class ServingStore:
@@ -177,21 +152,19 @@ class ServingStore:
 
     # ---- lookups
 
-    async def transaction(self, transaction_id: str) -> dict[str, Any] | None:
-        """The score of one transaction with the feature values it was scored on (or None)."""
+    async def transaction(self, transaction_id: str) -> str | None:
+        """The score of one transaction with the feature values it was scored on, as JSON text (or None)."""
         rows = await self._fetch(
-            f"SELECT {', '.join('s.' + c.strip() for c in _SCORE_COLUMNS.split(','))}, "
-            "f.feature_version, f.computed_at, f.feature_values, fs.names "
+            "SELECT api_score(s)::text, CASE WHEN f.transaction_id IS NULL THEN 'null' ELSE json_build_object("
+            "'feature_version', f.feature_version, 'computed_at', api_time(f.computed_at), "
+            "'values', api_values(fs.names, f.feature_values))::text END "
             "FROM scores s LEFT JOIN transaction_features f ON f.transaction_id = s.transaction_id "
             "LEFT JOIN feature_sets fs ON fs.feature_version = f.feature_version WHERE s.transaction_id = %s",
             (transaction_id,))
         if not rows:
             return None
-        row = rows[0]
-        record = _score(row)
-        record["features"] = None if row[16] is None else {
-            "feature_version": row[14], "computed_at": iso(row[15]), "values": _values(row[17], row[16])}
-        return record
+        score, features = rows[0]
+        return f'{score[:-1]}, "features" : {features}}}'
 
     async def explanation(self, transaction_id: str) -> dict[str, Any] | None:
         """Every feature's SHAP contribution and the expected value (for the console's chart)."""
@@ -218,7 +191,7 @@ class ServingStore:
             where.append("decision = %s")
             params.append(decision)
         rows = await self._fetch(
-            f"SELECT {_SCORE_COLUMNS} FROM scores WHERE {' AND '.join(where)} "
+            f"SELECT api_score(scores)::text, event_time, transaction_id FROM scores WHERE {' AND '.join(where)} "
             "ORDER BY event_time DESC, transaction_id DESC LIMIT %s", (*params, limit + 1))
         if not rows and not await self._fetch("SELECT 1 FROM scores WHERE customer_id = %s LIMIT 1", (customer_id,)):
             return None
@@ -237,21 +210,19 @@ class ServingStore:
             params.append(list(decisions))
         self._window(where, params, since_us, None, after)
         rows = await self._fetch(
-            f"SELECT {_SCORE_COLUMNS} FROM scores WHERE {' AND '.join(where)} "
+            f"SELECT api_score(scores)::text, event_time, transaction_id FROM scores WHERE {' AND '.join(where)} "
             "ORDER BY event_time DESC, transaction_id DESC LIMIT %s", (*params, limit + 1))
         return self._page(rows, limit)
 
-    async def customer_features(self, customer_id: str) -> dict[str, Any] | None:
-        """The customer's latest feature vector (latest event time, then latest computation)."""
+    async def customer_features(self, customer_id: str) -> str | None:
+        """The customer's latest feature vector (latest event time, then latest computation), as JSON text."""
         rows = await self._fetch(
-            "SELECT c.transaction_id, c.event_time, c.feature_version, c.computed_at, c.feature_values, fs.names "
+            "SELECT json_build_object('customer_id', c.customer_id, 'transaction_id', c.transaction_id, "
+            "'event_time', api_time(c.event_time), 'feature_version', c.feature_version, "
+            "'computed_at', api_time(c.computed_at), 'values', api_values(fs.names, c.feature_values))::text "
             "FROM customer_features c LEFT JOIN feature_sets fs ON fs.feature_version = c.feature_version "
             "WHERE c.customer_id = %s", (customer_id,))
-        if not rows:
-            return None
-        tx, event_time, version, computed_at, values, names = rows[0]
-        return {"customer_id": customer_id, "transaction_id": tx, "event_time": iso(event_time),
-                "feature_version": version, "computed_at": iso(computed_at), "values": _values(names, values)}
+        return rows[0][0] if rows else None
 
     async def verdicts(self, transaction_id: str) -> list[dict[str, Any]]:
         rows = await self._fetch(
@@ -319,7 +290,6 @@ class ServingStore:
 
     @staticmethod
     def _page(rows: list[tuple[Any, ...]], limit: int) -> Page:
-        items = [_score(r) for r in rows[:limit]]
-        more = len(rows) > limit
-        last = rows[limit - 1] if more else None
-        return Page(items, (to_micros(last[3]), last[0]) if last is not None else None)
+        items = [r[0] for r in rows[:limit]]
+        last = rows[limit - 1] if len(rows) > limit else None
+        return Page(items, (to_micros(last[1]), last[2]) if last is not None else None)

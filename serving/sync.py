@@ -63,12 +63,21 @@ def _pg_array(expression: str) -> str:
             f"array_join(transform({expression}, x -> cast(x AS string)), ',', 'NULL'), '}}') END")
 
 
+def _finite(expression: str) -> str:
+    return f"CASE WHEN isnan({expression}) OR abs({expression}) = double('inf') THEN NULL ELSE {expression} END"
+
+
+# JSON has no NaN / infinity: non-finite reason values become null before to_json
+_FINITE_REASONS = (f"transform(top_reasons, r -> named_struct('feature', r.feature, 'value', {_finite('r.value')}, "
+                   f"'contribution', {_finite('r.contribution')}))")
+
+
 def scores_frame(df: Any) -> Any:
     """gold.scores rows as COPY-ready text/number columns (plus ``_scored_us`` for the lag)."""
     return df.selectExpr(
         "transaction_id", "customer_id", "terminal_id", f"date_format(event_time, \"{_TS}\") AS event_time",
         "cast(event_date AS string) AS event_date", "amount", "score", "decision", "model_name", "model_version",
-        "feature_version", "policy_version", "coalesce(to_json(top_reasons), '[]') AS top_reasons",
+        "feature_version", "policy_version", f"coalesce(to_json({_FINITE_REASONS}), '[]') AS top_reasons",
         f"{_pg_array('shap_values')} AS shap_values", "shap_expected_value", "source",
         f"date_format(scored_at, \"{_TS}\") AS scored_at", "unix_micros(scored_at) AS _scored_us")
 
@@ -276,11 +285,15 @@ def start_sync_query(spark: Any, settings: Any, *, on_lag: Callable[[np.ndarray]
                      starting_version: int | None = None) -> SyncQueries:
     """Start the gold.scores and silver.features sync queries beside whatever else runs on ``spark``.
 
-    Migrates the store first. A table that does not exist yet is waited for (the queries start once
-    both tables exist: call again later). Returns a handle with ``stop()``.
+    Migrates the store first and creates gold.scores / silver.features from their contracts when they
+    do not exist yet (as the stream would). Returns a handle with ``stop()``.
     """
+    from lakehouse.delta_io import ensure_table
+
     ensure_schema(settings.serving_dsn)
     root = settings.lakehouse_root
+    for contract in (SCORES, features_table()):
+        ensure_table(spark, contract, root)
     writer = StoreWriter(settings.serving_dsn, settings.serving.retention_days, on_lag=on_lag)
     name = settings.serving.sync_query_name
     trigger = f"{settings.serving.sync_trigger_seconds} seconds"

@@ -338,7 +338,7 @@ def test_readyz_ready_and_metrics(client: Callable[[str | None], AegisClient]) -
     api = client(SERVICE)
     ready = api.ready()
     assert ready.ready and ready.missing == [] and ready.checks["store"].rows == 28
-    assert ready.checks["schema"].version == 1
+    assert ready.checks["schema"].version == 2
     assert api.health()
     api.transaction("tx-h01")
     text = api.metrics()

@@ -3,6 +3,7 @@ PostgreSQL; upserts converge, replaced partitions do not stop the sync, resync r
 
 from __future__ import annotations
 
+import time
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,10 +41,11 @@ def store_settings(tmp_path: Path, serving_dsn: str, settings: Settings) -> Sett
 
 
 def test_migrations_apply_once_in_order(serving_dsn: str) -> None:
-    with psycopg.connect(serving_dsn) as conn:
-        assert schema.applied_version(conn) == schema.latest_version() == 1
+    with psycopg.connect(serving_dsn, autocommit=True) as conn:
+        assert schema.applied_version(conn) == schema.latest_version() == 2
         assert schema.migrate(conn) == []  # the fixture applied them already
-    assert rows(serving_dsn, "SELECT version, name FROM serving_schema_migrations") == [(1, "serving_store")]
+    assert rows(serving_dsn, "SELECT version, name FROM serving_schema_migrations ORDER BY 1") == [
+        (1, "serving_store"), (2, "api_json")]
 
 
 def test_sync_upserts_survives_replaced_partitions_and_resync_converges(spark: Any, store_settings: Settings) -> None:
@@ -82,14 +84,15 @@ def test_sync_upserts_survives_replaced_partitions_and_resync_converges(spark: A
         handle.stop()
 
     counts = resync(spark, store_settings, T0.date(), T0.date())
-    assert counts["scores"] == 7  # the 5 replaced + tx-n1 + tx-n2: the day as Delta has it now
-    assert rows(dsn, "SELECT count(*) FROM scores") == [(7,)]
+    assert counts["scores"] == 6  # the day as Delta has it now: the 5 rewritten rows + tx-n2 (tx-n1 was replaced)
+    assert rows(dsn, "SELECT transaction_id FROM scores WHERE customer_id = 'c-new'") == [("tx-n2",)]
+    assert rows(dsn, "SELECT count(*) FROM scores") == [(6,)]
     assert rows(dsn, "SELECT decision FROM scores WHERE transaction_id = 'tx-h00'") == [("block",)]
 
     again = start_sync_query(spark, store_settings)  # restart from the checkpoint: nothing is re-applied
     try:
         again.process_all_available()
-        assert rows(dsn, "SELECT count(*) FROM scores") == [(7,)]
+        assert rows(dsn, "SELECT count(*) FROM scores") == [(6,)]
     finally:
         again.stop()
 
@@ -114,3 +117,29 @@ def _table(values: list[dict[str, Any]], contract: Any) -> Any:
 
     return pa.Table.from_pylist(values, schema=arrow_schema(contract))
 
+
+
+def test_serving_handle_serves_the_console_and_new_commits(spark: Any, store_settings: Settings) -> None:
+    """What `make demo` starts beside the stream: sync + API + console; a gold commit is served seconds later."""
+    import httpx
+
+    from jobs.serving_job import start_serving
+    from tests.conftest import free_ports
+
+    (port,) = free_ports(1)
+    handle = start_serving(store_settings, spark, port=port)
+    try:
+        assert handle.url == f"http://127.0.0.1:{port}/console" and handle.server is None  # serving.dsn given
+        assert httpx.get(handle.url, timeout=10).status_code == 200
+        write_deltalake(SCORES.path(store_settings.lakehouse_root), _table([score_row("tx-live", "c-live", 400)],
+                        SCORES), partition_by=["event_date"], mode="append")  # type: ignore[arg-type]
+        committed = time.monotonic()
+        headers = {"X-API-Key": "aegis-service-dev"}
+        while httpx.get(f"{handle.api_url}/v1/transactions/tx-live", headers=headers, timeout=10).status_code != 200:
+            assert time.monotonic() - committed < 60, "a gold commit was not served within 60 s"
+            time.sleep(0.2)
+        assert httpx.get(f"{handle.api_url}/v1/transactions/tx-h03", headers=headers, timeout=10).json()[
+            "decision"] == "block"  # the seeded history was synced too
+    finally:
+        handle.stop()
+    assert not handle.sync.active
