@@ -20,8 +20,10 @@ router = APIRouter(prefix="/v1/verdicts", tags=["verdicts"], responses=ERRORS)
     status_code=201,
     response_model=Verdict,
     response_description="The recorded verdict.",
-    responses={**NOT_FOUND, 503: {"model": Problem, "description": "The store or the labels topic is unavailable; "
-                                                                    "nothing was recorded."}},
+    responses={**NOT_FOUND,
+               400: {"model": Problem, "description": "The body is not valid JSON."},
+               503: {"model": Problem, "description": "The store or the labels topic is unavailable; nothing was "
+                                                      "recorded."}},
     summary="Record a verdict (confirm fraud / not fraud)",
     description="Records the verdict in the serving store's `verdicts` table and publishes it as a label event "
     "(`conf/contracts/label.v1.json`, key = customer id) on the labels topic, so the stream and training see "
