@@ -10,7 +10,7 @@ AEGIS := $(BIN)/aegis
 .PHONY: setup demo test test-unit test-integration lint kafka-up kafka-down mlflow-ui sql serve notebooks tables-doc \
         bench-model bench-stream bench-backfill bench-api bench-quality features-listing clean
 
-$(STAMP): pyproject.toml requirements.lock deploy/spark/pom.xml deploy/kafka/pom.xml deploy/fetch-jars.sh
+$(STAMP): pyproject.toml requirements.lock deploy/spark/pom.xml deploy/kafka/pom.xml deploy/fetch-jars.sh deploy/install-chromium.sh
 	@command -v $(PYTHON) >/dev/null || { echo "setup: $(PYTHON) not found (Aegis needs Python 3.11)"; exit 1; }
 	@command -v java >/dev/null || { echo "setup: java not found (Aegis needs a JDK 17)"; exit 1; }
 	@command -v mvn >/dev/null || { echo "setup: mvn not found (needed once to resolve the JVM jars)"; exit 1; }
@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml requirements.lock deploy/spark/pom.xml deploy/kafka/pom
 	$(BIN)/pip install -q --no-deps -e .
 	$(BIN)/pip check
 	bash deploy/fetch-jars.sh $(CACHE)
+	bash deploy/install-chromium.sh
 	touch $(STAMP)
 
 setup: $(STAMP)  ## virtualenv, pinned Python deps, JVM jars, Kafka broker libs (idempotent)
@@ -74,7 +75,7 @@ bench-backfill: setup
 	$(BIN)/python benchmarks/bench_backfill.py
 
 bench-api: setup
-	$(BIN)/python benchmarks/bench_api.py
+	flock /tmp/aegis-heavy.lock $(BIN)/python benchmarks/bench_api.py
 
 bench-quality: setup
 	$(BIN)/python benchmarks/bench_quality.py

@@ -11,53 +11,65 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import routes_customers, routes_decisions, routes_models, routes_ops, routes_transactions
+from api import (
+    routes_console,
+    routes_customers,
+    routes_decisions,
+    routes_models,
+    routes_ops,
+    routes_transactions,
+    routes_verdicts,
+)
 from api.champion import ChampionSource
+from api.labels import LabelPublisher
 from api.metrics import Metrics, MetricsMiddleware
 from api.security import KeyRing
-from api.store import LakehouseStore
 from conf.settings import Settings
+from serving.queries import ServingStore, StoreUnavailable
 
 log = logging.getLogger("aegis.api")
 
 DESCRIPTION = """
 Point lookups of Aegis fraud scores, decisions and the features behind them.
 
-Reads the Delta tables `gold.scores` and `silver.features` with delta-rs (no Spark), kept in memory
-and refreshed when a new version is committed (polled every `api.table_refresh_seconds`); the model
-comes from the MLflow registry alias `mlflow.serving_alias`.
+Answers from the PostgreSQL serving store (`serving.dsn`), fed from the Delta tables `gold.scores` and
+`silver.features` by the serving sync; every lookup is one indexed query through a connection pool,
+nothing is held in this process, so several API processes can serve one store. The model comes from
+the MLflow registry alias `mlflow.serving_alias`. The review console for analysts is at `/console`.
 
 **Auth**: header `X-API-Key`. Roles: *analyst* reads everything but `/v1/models`; *service* reads
 `/v1/transactions` and `/v1/decisions`; *admin* reads everything. `/health` and `/readyz` are open.
 Missing or unknown key: 401; a role that may not read the resource: 403.
 
-**Errors**: invalid parameters give 422 with `detail[].loc` naming the parameter; unknown ids 404.
+**Errors**: invalid parameters give 422 with `detail[].loc` naming the parameter; unknown ids 404;
+503 when the serving store is down or has no schema.
 Lists are newest first and paginated with an opaque `next_cursor`.
 """
 
 
-def create_app(settings: Settings, store: LakehouseStore | None = None,
-               champions: ChampionSource | None = None) -> FastAPI:
-    """The API over ``settings`` (a given ``store`` / ``champions`` replaces the default one).
+def create_app(settings: Settings, store: ServingStore | None = None,
+               champions: ChampionSource | None = None, labels: LabelPublisher | None = None) -> FastAPI:
+    """The API over ``settings`` (a given ``store`` / ``champions`` / ``labels`` replaces the default one).
 
-    The store polls its tables from app startup to shutdown; the MLflow client is created at startup.
+    The connection pool opens at app startup (without waiting for the server) and closes at shutdown;
+    the MLflow client is created at startup, the Kafka producer at the first verdict.
     """
     keys = KeyRing.from_settings(settings.api.keys)
-    the_store = store or LakehouseStore.from_settings(settings)
+    the_store = store or ServingStore.from_settings(settings)
     the_champions = champions or ChampionSource.from_settings(settings)
+    the_labels = labels or LabelPublisher.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not len(keys):
             log.warning("api.keys is empty: every /v1 request will get 401")
         the_champions.connect()
-        started_here = not the_store.running
-        the_store.start()
+        await the_store.open()
         try:
             yield
         finally:
-            if started_here:
-                the_store.stop()
+            await the_store.close()
+            the_labels.close()
 
     app = FastAPI(
         title="Aegis score lookup API",
@@ -68,6 +80,7 @@ def create_app(settings: Settings, store: LakehouseStore | None = None,
             {"name": "transactions", "description": "One transaction's score and features."},
             {"name": "customers", "description": "A customer's scores and latest features."},
             {"name": "decisions", "description": "The review queue."},
+            {"name": "verdicts", "description": "Analysts' verdicts, published as label events."},
             {"name": "models", "description": "The served model (MLflow registry)."},
             {"name": "operations", "description": "Liveness, readiness, metrics."},
         ],
@@ -76,10 +89,13 @@ def create_app(settings: Settings, store: LakehouseStore | None = None,
     app.state.keys = keys
     app.state.store = the_store
     app.state.champions = the_champions
+    app.state.labels = the_labels
     app.state.metrics = Metrics()
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    for module in (routes_transactions, routes_customers, routes_decisions, routes_models, routes_ops):
+    for module in (routes_transactions, routes_customers, routes_decisions, routes_verdicts, routes_models,
+                   routes_ops, routes_console):
         app.include_router(module.router)
+    routes_console.mount_static(app)
     _install_error_handlers(app)
     return app
 
@@ -93,6 +109,10 @@ def _install_error_handlers(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         return JSONResponse({"detail": issues}, status_code=422)
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

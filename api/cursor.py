@@ -9,7 +9,7 @@ import json
 import re
 from typing import Any
 
-from api.store import Position
+from serving.queries import Position
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 MAX_CURSOR_LENGTH = 512

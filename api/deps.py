@@ -17,9 +17,10 @@ from starlette.responses import Response
 
 from api import cursor as cursors
 from api.champion import ChampionSource
+from api.labels import LabelPublisher
 from api.metrics import Metrics
 from api.security import HEADER, KeyRing, Principal, Role
-from api.store import LakehouseStore, Position, to_micros
+from serving.queries import Position, ServingStore, to_micros
 
 ID_REGEX = r"^[A-Za-z0-9._:-]{1,64}$"
 MAX_LIMIT = 1000
@@ -34,7 +35,7 @@ api_key_header = APIKeyHeader(
 # --------------------------------------------------------------------------- app state
 
 
-async def _store(request: Request) -> LakehouseStore:
+async def _store(request: Request) -> ServingStore:
     return request.app.state.store  # type: ignore[no-any-return]
 
 
@@ -42,11 +43,16 @@ async def _champions(request: Request) -> ChampionSource:
     return request.app.state.champions  # type: ignore[no-any-return]
 
 
+async def _labels(request: Request) -> LabelPublisher:
+    return request.app.state.labels  # type: ignore[no-any-return]
+
+
 async def _metrics(request: Request) -> Metrics:
     return request.app.state.metrics  # type: ignore[no-any-return]
 
 
-StoreDep = Annotated[LakehouseStore, Depends(_store)]
+StoreDep = Annotated[ServingStore, Depends(_store)]
+LabelsDep = Annotated[LabelPublisher, Depends(_labels)]
 ChampionsDep = Annotated[ChampionSource, Depends(_champions)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 
@@ -76,6 +82,7 @@ DecisionsReader = Annotated[Principal, Depends(require("analyst", "service", "ad
 CustomersReader = Annotated[Principal, Depends(require("analyst", "admin"))]
 ModelsReader = Annotated[Principal, Depends(require("admin"))]
 MetricsReader = Annotated[Principal, Depends(require("analyst", "service", "admin"))]
+VerdictWriter = Annotated[Principal, Depends(require("analyst", "admin"))]
 
 
 # --------------------------------------------------------------------------- parameters
@@ -179,8 +186,13 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def raw_json(text: str, status_code: int = 200) -> Response:
+    """A JSON body built by the store (PostgreSQL), passed through as is."""
+    return Response(text, status_code=status_code, media_type="application/json")
+
+
 def json_response(payload: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """JSON without re-validation (the store already returns the documented shape); NaN/inf -> null."""
+    """JSON without re-validation (the queries already return the documented shape); NaN/inf -> null."""
     try:
         body = json.dumps(payload, separators=(",", ":"), allow_nan=False)
     except ValueError:

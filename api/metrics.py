@@ -1,4 +1,5 @@
-"""Prometheus metrics, hand-written text exposition (format 0.0.4): requests, latency, table freshness."""
+"""Prometheus metrics (text exposition 0.0.4): requests and latency by route, serving store health, plus the
+process's prometheus_client registry (e.g. the sync lag histogram when the sync runs in this process)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,6 @@ import bisect
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-
-from api.store import LakehouseStore
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -52,7 +51,7 @@ class Metrics:
         hist[-2] += seconds
         hist[-1] += 1
 
-    def render(self, store: LakehouseStore | None = None) -> str:
+    def render(self, store: dict[str, dict[str, Any]] | None = None, counts: dict[str, int] | None = None) -> str:
         """The exposition text."""
         lines = [
             "# HELP aegis_api_requests_total HTTP requests by route template, method and status.",
@@ -75,43 +74,26 @@ class Metrics:
             lines.append(f"aegis_api_request_duration_seconds_sum{labels} {hist[-2]!r}")
             lines.append(f"aegis_api_request_duration_seconds_count{labels} {int(hist[-1])}")
         if store is not None:
-            lines += self._tables(store)
+            lines += self._store(store, counts or {})
         lines += [
             "# HELP aegis_api_start_time_seconds When the process started serving (unix time).",
             "# TYPE aegis_api_start_time_seconds gauge",
             f"aegis_api_start_time_seconds {self.started!r}",
         ]
-        return "\n".join(lines) + "\n"
+        from prometheus_client import REGISTRY, generate_latest
+
+        return "\n".join(lines) + "\n" + generate_latest(REGISTRY).decode()
 
     @staticmethod
-    def _tables(store: LakehouseStore) -> list[str]:
-        statuses = store.status()
-        gauges: list[tuple[str, str, Callable[[Any], float]]] = [
-            ("aegis_api_table_up", "1 when the table is loaded and served.", lambda s: float(s.state == "ready")),
-            ("aegis_api_table_version", "Delta version served (-1: none).",
-             lambda s: float(-1 if s.version is None else s.version)),
-            ("aegis_api_table_latest_version", "Latest committed Delta version seen (-1: none).",
-             lambda s: float(-1 if s.latest_version is None else s.latest_version)),
-            ("aegis_api_table_version_lag", "Committed versions not served yet.", lambda s: float(s.lag)),
-            ("aegis_api_table_rows", "Rows served.", lambda s: float(s.rows)),
-            ("aegis_api_table_segments", "In-memory segments (base + appended deltas).",
-             lambda s: float(s.segments)),
-            ("aegis_api_table_last_check_timestamp_seconds", "Last poll of the Delta log (unix time).",
-             lambda s: s.last_check),
-            ("aegis_api_table_last_load_seconds", "Duration of the last load.", lambda s: s.last_load_seconds),
-        ]
-        lines = []
-        for name, help_text, value in gauges:
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
-            for s in statuses:
-                lines.append(f"{name}{_labels(table=s.name)} {_number(value(s))}")
-        lines += ["# HELP aegis_api_table_loads_total Snapshots loaded, by kind.",
-                  "# TYPE aegis_api_table_loads_total counter"]
-        for s in statuses:
-            lines.append(f"aegis_api_table_loads_total{_labels(table=s.name, kind='incremental')} "
-                         f"{s.incremental_loads}")
-            lines.append(f"aegis_api_table_loads_total{_labels(table=s.name, kind='full')} "
-                         f"{s.loads - s.incremental_loads}")
+    def _store(status: dict[str, dict[str, Any]], counts: dict[str, int]) -> list[str]:
+        lines = ["# HELP aegis_api_store_up 1 when the check passes (store reachable, schema migrated).",
+                 "# TYPE aegis_api_store_up gauge"]
+        for name, check in sorted(status.items()):
+            lines.append(f"aegis_api_store_up{_labels(check=name)} {int(bool(check.get('ok')))}")
+        lines += ["# HELP aegis_api_store_rows Rows per serving table (planner estimate).",
+                  "# TYPE aegis_api_store_rows gauge"]
+        for table, n in sorted(counts.items()):
+            lines.append(f"aegis_api_store_rows{_labels(table=table)} {int(n)}")
         return lines
 
 

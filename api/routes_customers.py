@@ -15,7 +15,7 @@ from api.deps import (
     Since,
     StoreDep,
     Until,
-    json_response,
+    raw_json,
     read_cursor,
     time_window,
 )
@@ -47,14 +47,12 @@ async def customer_scores(
     window = time_window(since, until)
     query = cursors.fingerprint(customer_id, decision, *window.key)
     after = read_cursor(cursor, "c", query)
-    if store.scores.state != "ready":  # table missing or not loaded yet: nothing to list
-        return json_response({"items": [], "next_cursor": None})
-    page = store.customer_scores(customer_id, since_us=window.since_us, until_us=window.until_us,
+    page = await store.customer_scores(customer_id, since_us=window.since_us, until_us=window.until_us,
                                  decision=decision, limit=limit, after=after)
     if page is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"customer {customer_id!r} not found")
     next_cursor = None if page.next_position is None else cursors.encode("c", page.next_position, query)
-    return json_response({"items": page.items, "next_cursor": next_cursor})
+    return raw_json(page.body(next_cursor))
 
 
 @router.get(
@@ -63,11 +61,11 @@ async def customer_scores(
     response_description="The latest feature vector.",
     responses=NOT_FOUND,
     summary="A customer's latest feature vector",
-    description="The silver.features row of the customer's latest transaction (latest event time, then "
+    description="The features of the customer's latest transaction (latest event time, then "
     "latest computation). Roles: analyst, admin.",
 )
 async def customer_features(_: CustomersReader, customer_id: CustomerId, store: StoreDep) -> Response:
-    record = store.customer_features(customer_id)
+    record = await store.customer_features(customer_id)
     if record is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no features for customer {customer_id!r}")
-    return json_response(record)
+    return raw_json(record)

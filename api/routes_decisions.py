@@ -13,7 +13,7 @@ from api.deps import (
     QueueDecision,
     Since,
     StoreDep,
-    json_response,
+    raw_json,
     read_cursor,
     time_window,
 )
@@ -28,7 +28,7 @@ router = APIRouter(prefix="/v1/decisions", tags=["decisions"], responses=ERRORS)
     response_description="One page of the queue.",
     summary="Review queue: review / block decisions, newest first",
     description="Scores whose decision is `review` or `block` (or the one asked for), newest first, "
-    "optionally since a time; paginate with `next_cursor`. Empty while gold.scores is missing. "
+    "optionally since a time; paginate with `next_cursor`. "
     "Roles: analyst, service, admin.",
 )
 async def decisions(
@@ -43,6 +43,6 @@ async def decisions(
     wanted = ["review", "block"] if decision is None else [decision]
     query = cursors.fingerprint(decision, window.since_us)
     after = read_cursor(cursor, "d", query)
-    page = store.decisions(decisions=wanted, since_us=window.since_us, limit=limit, after=after)
+    page = await store.decisions(decisions=wanted, since_us=window.since_us, limit=limit, after=after)
     next_cursor = None if page.next_position is None else cursors.encode("d", page.next_position, query)
-    return json_response({"items": page.items, "next_cursor": next_cursor})
+    return raw_json(page.body(next_cursor))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter
 from starlette.responses import Response
 
@@ -22,18 +24,17 @@ async def health() -> Response:
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "Not ready; `missing` says what."}},
     summary="Readiness",
-    description="200 when gold.scores and silver.features are loaded and a champion is registered, else 503 "
-    "with the failing checks. Open.",
+    description="200 when the serving store answers, its schema is migrated and a champion is registered, "
+    "else 503 with the failing checks (`store`, `schema`, `champion`). Open.",
 )
-def readyz(store: StoreDep, champions: ChampionsDep) -> Response:
-    checks: dict[str, dict[str, object]] = {}
-    for table in store.status():
-        ok = table.state == "ready"
-        checks[table.name] = {
-            "ok": ok, "detail": None if ok else f"{table.state}: {table.detail}",
-            "version": table.version, "rows": table.rows,
-        }
-    found = champions.lookup()
+async def readyz(store: StoreDep, champions: ChampionsDep) -> Response:
+    checks: dict[str, dict[str, object]] = {
+        name: {"ok": c["ok"], "detail": c.get("detail"), "version": c.get("version"), "rows": None}
+        for name, c in (await store.status()).items()
+    }
+    if checks["schema"]["ok"]:
+        checks["store"]["rows"] = (await store.counts()).get("scores")
+    found = await asyncio.to_thread(champions.lookup)
     detail: str | None
     if found.state == "found" and found.info is not None:
         detail = f"{found.info['name']}@{found.info['alias']} is version {found.info['version']}"
@@ -48,10 +49,12 @@ def readyz(store: StoreDep, champions: ChampionsDep) -> Response:
 @router.get(
     "/metrics",
     summary="Prometheus metrics",
-    description="Request counts by route and status, latency histograms, table versions and version lag "
-    "(text exposition 0.0.4). Any valid API key.",
+    description="Request counts by route and status, latency histograms, serving store health and rows, "
+    "and the process's prometheus_client registry (text exposition 0.0.4). Any valid API key.",
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}, **ERRORS},
     response_class=Response,
 )
 async def metrics(_: MetricsReader, registry: MetricsDep, store: StoreDep) -> Response:
-    return Response(registry.render(store), media_type=CONTENT_TYPE)
+    status = await store.status()
+    counts = await store.counts() if status["schema"]["ok"] else {}
+    return Response(registry.render(status, counts), media_type=CONTENT_TYPE)

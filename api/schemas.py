@@ -156,3 +156,51 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ValidationProblem, "description": "Invalid parameter; `loc` names it."},
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "Unknown id."}}
+
+
+class Contribution(_Model):
+    """One feature's SHAP contribution, in score units."""
+
+    feature: str = Field(description="Feature name.", examples=["customer_amount_zscore_30d"])
+    contribution: float | None = Field(description="Its contribution to the score.", examples=[0.31])
+
+
+class Explanation(_Model):
+    """A score's full SHAP explanation: expected value + Σ contributions = score."""
+
+    transaction_id: str = Field(description="Transaction id.", examples=[_TX_EXAMPLE])
+    expected_value: float | None = Field(description="SHAP expected value (the model's base score).")
+    score: float | None = Field(description="The score.", examples=[0.87])
+    contributions: list[Contribution] = Field(description="Every feature's contribution, in model-input order.")
+
+
+class VerdictRequest(BaseModel):
+    """An analyst's verdict on a transaction."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    transaction_id: str = Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$", description="The transaction judged.",
+                                examples=[_TX_EXAMPLE])
+    is_fraud: bool = Field(strict=True, description="true: confirmed fraud; false: not fraud.", examples=[True])
+    note: str | None = Field(None, max_length=500, description="Free text kept with the verdict (<= 500 chars).")
+
+
+class Verdict(_Model):
+    """A recorded verdict; its label event was acknowledged by the labels topic at ``published_at``."""
+
+    verdict_id: int = Field(description="Verdict id.")
+    transaction_id: str = Field(description="Transaction id.", examples=[_TX_EXAMPLE])
+    customer_id: str = Field(description="Customer id.", examples=[_CUSTOMER_EXAMPLE])
+    terminal_id: str | None = Field(description="Terminal id.")
+    is_fraud: bool = Field(description="The verdict.")
+    analyst: str = Field(description="Name of the API key that recorded it.", examples=["local-analyst"])
+    note: str | None = Field(description="The analyst's note.")
+    reported_at: datetime = Field(description="When the verdict was recorded (the label's reported_at).")
+    published_at: datetime | None = Field(description="When the labels topic acknowledged the label event.")
+
+
+class Me(_Model):
+    """Who the API key belongs to."""
+
+    name: str = Field(description="Key holder.", examples=["local-analyst"])
+    role: str = Field(description="analyst, service or admin.", examples=["analyst"])

@@ -18,6 +18,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -163,7 +164,41 @@ class ApiSettings(Strict):
     host: str = Field("127.0.0.1", description="Bind address.")
     port: int = Field(8080, ge=1, le=65535, description="Bind port.")
     keys: list[ApiKey] = Field(default_factory=list, description="Accepted API keys (hashed).")
-    table_refresh_seconds: float = Field(2.0, gt=0, description="How often the table versions are polled.")
+
+
+class PostgresServerSettings(Strict):
+    """The embedded PostgreSQL server started by `aegis postgres up` (used when serving.dsn is not set)."""
+
+    host: Literal["127.0.0.1"] = Field("127.0.0.1", description="Interface it listens on (loopback only).")
+    port: int = Field(15432, ge=1024, le=65535, description="TCP port.")
+    user: str = Field("aegis", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="Superuser created at initdb.")
+    password: str = Field("aegis-local-dev", min_length=8, description="Its password (SCRAM); set it outside local.")
+    database: str = Field("aegis", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="Database holding the store.")
+
+
+class ServingSettings(Strict):
+    """The PostgreSQL serving store behind the API and the review console."""
+
+    dsn: str | None = Field(
+        None, description="libpq URI of any PostgreSQL; unset = the embedded server of serving.postgres."
+    )
+    retention_days: int = Field(90, ge=1, description="Scores and features older than this are deleted.")
+    pool_min_size: int = Field(2, ge=1, description="API connection pool: connections kept open.")
+    pool_max_size: int = Field(8, ge=1, description="API connection pool: at most this many connections.")
+    statement_timeout_ms: int = Field(5000, ge=1, description="Longest an API query may run.")
+    sync_query_name: str = Field(
+        "aegis-serving-sync", pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="Checkpoint folder prefix of the sync queries (gold.scores, silver.features).",
+    )
+    sync_trigger_seconds: float = Field(1.0, gt=0, description="Micro-batch interval of the sync queries.")
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus port of `aegis serving sync` (0 = off).")
+    postgres: PostgresServerSettings = PostgresServerSettings()
+
+    @model_validator(mode="after")
+    def _pool_bounds(self) -> ServingSettings:
+        if self.pool_max_size < self.pool_min_size:
+            raise ValueError("serving.pool_max_size must be >= serving.pool_min_size")
+        return self
 
 
 class QualitySettings(Strict):
@@ -185,6 +220,7 @@ class Settings(Strict):
     security: SecuritySettings = SecuritySettings()
     api: ApiSettings = ApiSettings()
     quality: QualitySettings = QualitySettings()
+    serving: ServingSettings = ServingSettings()
 
     @model_validator(mode="after")
     def _no_unsafe_secrets_outside_local(self) -> Settings:
@@ -214,6 +250,14 @@ class Settings(Strict):
     @property
     def run_dir(self) -> Path:
         return self.path(self.paths.run)
+
+    @property
+    def serving_dsn(self) -> str:
+        """Where the serving store is: ``serving.dsn``, else the embedded server's URI."""
+        if self.serving.dsn:
+            return self.serving.dsn
+        pg = self.serving.postgres
+        return f"postgresql://{pg.user}:{quote(pg.password, safe='')}@{pg.host}:{pg.port}/{pg.database}"
 
     @property
     def mlflow_tracking_uri(self) -> str:

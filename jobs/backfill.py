@@ -36,6 +36,7 @@ class BackfillConfig(JobConfig):
     date_to: date
     model: str | None = None  # alias or version; default: the serving alias
     score: bool = True
+    resync_serving: bool = True  # replace the range in the PostgreSQL serving store too
 
 
 def _range_predicate(first: date, last: date) -> str:
@@ -76,7 +77,24 @@ def backfill(ctx: JobContext, config: BackfillConfig) -> dict[str, Any]:
         summary["stages"]["scores"] = {"rows": rows, "seconds": round(time.monotonic() - started, 2)}
         log.info("backfill %s: scores done in %.1fs", ctx.run_id, time.monotonic() - started)
     features.unpersist()
+    if config.resync_serving:
+        summary["serving"] = resync_serving(spark, settings, first, last)
     return summary
+
+
+def resync_serving(spark: SparkSession, settings: Settings, first: date, last: date) -> dict[str, Any]:
+    """Re-sync the replaced dates into the serving store; an unreachable store is reported, not fatal
+    (the Delta tables are the truth: `aegis serving resync --from D --to D` catches up later)."""
+    import psycopg
+
+    from serving.sync import resync
+
+    try:
+        return resync(spark, settings, first, last)
+    except psycopg.OperationalError as exc:
+        log.warning("backfill: serving store unreachable, not re-synced (run `aegis serving resync --from %s "
+                    "--to %s`): %s", first, last, str(exc).strip().splitlines()[0] if str(exc) else exc)
+        return {"skipped": "serving store unreachable"}
 
 
 def record_run(spark: SparkSession, settings: Settings, run_id: str, job: str, status: str,

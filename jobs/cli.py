@@ -18,7 +18,7 @@ from jobs.base import configure_logging
 log = logging.getLogger("aegis")
 Handler = Callable[[Settings, argparse.Namespace], int]
 # Errors that explain themselves: printed without a traceback.
-USER_FACING_ERRORS = {"RollbackError", "NoModelError", "KafkaBrokerError"}
+USER_FACING_ERRORS = {"RollbackError", "NoModelError", "KafkaBrokerError", "PostgresServerError"}
 
 
 def _date(value: str) -> date:
@@ -222,9 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=100.0, help="live transactions per second")
     p.set_defaults(handler=_demo)
 
-    from jobs import serve, sql
+    from jobs import serve, serving_job, sql
 
     serve.register(sub)  # aegis serve: the score lookup API
+    serving_job.register(sub)  # aegis postgres up|down|status, aegis serving migrate|sync|resync|retain
     sql.register(sub)  # aegis sql "SELECT ..." and aegis sql-shell
 
     p = sub.add_parser("mlflow-ui", help="the MLflow UI over the configured tracking store")

@@ -1,10 +1,11 @@
-"""`aegis serve`: the score lookup API (FastAPI on uvicorn, one process, no Spark)."""
+"""`aegis serve`: the score lookup API and review console (FastAPI on uvicorn, no Spark), over the serving store."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from typing import Any
 
@@ -13,8 +14,18 @@ from conf.settings import Settings
 log = logging.getLogger("aegis.serve")
 
 
-def run(settings: Settings, host: str | None = None, port: int | None = None) -> int:
-    """Serve the API until interrupted; returns the exit code."""
+SETTINGS_ENV = "AEGIS_SERVE_SETTINGS"
+
+
+def app_from_environment() -> Any:
+    """The app of one worker process (``--workers`` > 1): the parent's resolved settings come as JSON."""
+    from api.app import create_app
+
+    return create_app(Settings.model_validate_json(os.environ[SETTINGS_ENV]))
+
+
+def run(settings: Settings, host: str | None = None, port: int | None = None, workers: int = 1) -> int:
+    """Serve the API until interrupted (``workers`` processes share the port and the store); the exit code."""
     import uvicorn
 
     from api.app import create_app
@@ -23,17 +34,42 @@ def run(settings: Settings, host: str | None = None, port: int | None = None) ->
     bind_port = port or settings.api.port
     if not settings.api.keys:
         log.warning("serve: api.keys is empty; every /v1 request will be refused (401)")
-    app = create_app(settings)
-    config = uvicorn.Config(
-        app, host=bind_host, port=bind_port, lifespan="on", access_log=False, server_header=False,
-        log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower(),
-        timeout_keep_alive=30, backlog=1024,
-    )
-    log.info("serve: http://%s:%d (tables under %s)", bind_host, bind_port, settings.lakehouse_root)
+    _migrate(settings)
+    options: dict[str, Any] = {
+        "host": bind_host, "port": bind_port, "lifespan": "on", "access_log": False, "server_header": False,
+        "log_level": logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower(),
+        "timeout_keep_alive": 30, "backlog": 1024,
+    }
+    if workers > 1:  # stateless: each process has its own connection pool over the same store
+        os.environ[SETTINGS_ENV] = settings.model_dump_json()
+        log.info("serve: http://%s:%d with %d worker processes", bind_host, bind_port, workers)
+        uvicorn.run("jobs.serve:app_from_environment", factory=True, workers=workers, **options)
+        return 0
+    config = uvicorn.Config(create_app(settings), **options)
+    log.info("serve: http://%s:%d (console: /console; store %s)", bind_host, bind_port,
+             settings.serving_dsn.rsplit("@", 1)[-1])
     server = uvicorn.Server(config)
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the signal it shut down on
         server.run()
     return 0 if server.started else 1
+
+
+def _migrate(settings: Settings) -> None:
+    """Bring the store's schema up to date when it is reachable (else /readyz reports it)."""
+    import psycopg
+
+    from serving.sync import ensure_schema
+
+    try:
+        ensure_schema(settings.serving_dsn)
+    except psycopg.OperationalError as exc:
+        log.warning("serve: serving store unreachable (%s); /readyz will say so", str(exc).strip()[:200])
+
+
+def _workers(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise argparse.ArgumentTypeError(f"workers must be 1..64, got {value!r}")
+    return int(value)
 
 
 def _port(value: str) -> int:
@@ -48,10 +84,11 @@ def _port(value: str) -> int:
 
 def register(sub: Any) -> None:
     """Add the ``serve`` subcommand to the CLI's subparsers."""
-    p = sub.add_parser("serve", help="the score lookup API (FastAPI + uvicorn, reads Delta with delta-rs)")
+    p = sub.add_parser("serve", help="the score lookup API and review console (FastAPI + uvicorn, serving store)")
     p.add_argument("--host", help="bind address (default: api.host)")
     p.add_argument("--port", type=_port, help="bind port (default: api.port)")
-    p.set_defaults(handler=lambda settings, args: run(settings, args.host, args.port))
+    p.add_argument("--workers", type=_workers, default=1, help="API processes sharing the port (default 1)")
+    p.set_defaults(handler=lambda settings, args: run(settings, args.host, args.port, args.workers))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--host")
     parser.add_argument("--port", type=_port)
+    parser.add_argument("--workers", type=_workers, default=1)
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
     try:
@@ -72,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"serve: {exc}", file=sys.stderr)
         return 2
-    return run(settings, args.host, args.port)
+    return run(settings, args.host, args.port, args.workers)
 
 
 if __name__ == "__main__":

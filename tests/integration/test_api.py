@@ -1,5 +1,6 @@
-"""The score lookup API end to end: real Delta tables (deltalake writer), a real SQLite MLflow registry,
-the app in-process (Starlette's test transport under the typed client) and once behind a real uvicorn server.
+"""The score lookup API end to end: real Delta tables (deltalake writer) synced by the real resync (Spark) into
+the embedded PostgreSQL, a real SQLite MLflow registry, the app in-process (Starlette's test transport under the
+typed client) and once behind a real uvicorn server.
 """
 
 from __future__ import annotations
@@ -16,16 +17,18 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from deltalake import DeltaTable, write_deltalake
+from deltalake import write_deltalake
 from fastapi import FastAPI
 
 from api.app import create_app
 from api.client import AegisClient, ApiError, Forbidden, InvalidRequest, NotFound, Unauthorized
-from api.store import arrow_schema
+from api.labels import LabelPublisher
 from conf.settings import Settings
 from features.catalog import FeatureParams, feature_names
+from lakehouse.catalog import arrow_schema
 from lakehouse.tables import SCORES, features_table
-from tests.conftest import free_ports, make_settings
+from serving.sync import resync
+from tests.conftest import free_ports, fresh_database, make_settings
 
 with warnings.catch_warnings():  # starlette suggests httpx2 for its test client; httpx is what we pin
     warnings.filterwarnings("ignore", message=".*httpx2.*")
@@ -137,19 +140,26 @@ def registry(api_home: Path) -> dict[str, str]:
     return {"uri": uri, "run_id": run_id}
 
 
-@pytest.fixture(scope="module")
-def api_settings(api_home: Path, registry: dict[str, str]) -> Settings:
-    root = api_home / "lakehouse"
+def seeded_store(spark: Any, settings: Settings, home: Path, name: str, registry_uri: str) -> Settings:
+    """Settings whose lakehouse holds the seed rows and whose fresh database holds them too (via resync)."""
+    root = home / "lakehouse"
     seed_lakehouse(root)
-    return make_settings(api_home, paths__lakehouse=str(root), mlflow__tracking_uri=registry["uri"])
+    dsn = fresh_database(settings, name)
+    seeded = make_settings(home, paths__lakehouse=str(root), mlflow__tracking_uri=registry_uri, serving__dsn=dsn)
+    assert resync(spark, seeded, T0.date(), T0.date()) == {"scores": 28, "features": 27}
+    return seeded
+
+
+@pytest.fixture(scope="module")
+def api_settings(spark: Any, postgres: Any, settings: Settings, api_home: Path, registry: dict[str, str]) -> Settings:
+    return seeded_store(spark, settings, api_home, "api_test", registry["uri"])
 
 
 @pytest.fixture(scope="module")
 def app(api_settings: Settings) -> Iterator[FastAPI]:
     application = create_app(api_settings)
-    with TestClient(application) as http:  # runs the lifespan: store polling, MLflow client
+    with TestClient(application) as http:  # runs the lifespan: connection pool, MLflow client
         application.state.http = http
-        assert application.state.store.wait_loaded(60)
         yield application
 
 
@@ -327,36 +337,38 @@ def test_unknown_ids_are_404(client: Callable[[str | None], AegisClient]) -> Non
 def test_readyz_ready_and_metrics(client: Callable[[str | None], AegisClient]) -> None:
     api = client(SERVICE)
     ready = api.ready()
-    assert ready.ready and ready.missing == [] and ready.checks["gold.scores"].rows == 28
+    assert ready.ready and ready.missing == [] and ready.checks["store"].rows == 28
+    assert ready.checks["schema"].version == 2
     assert api.health()
     api.transaction("tx-h01")
     text = api.metrics()
     assert 'aegis_api_requests_total{method="GET",route="/v1/transactions/{transaction_id}",status="200"}' in text
     assert 'aegis_api_request_duration_seconds_bucket{method="GET",route="/readyz",le="+Inf"}' in text
-    assert 'aegis_api_table_version_lag{table="gold.scores"} 0' in text
-    assert 'aegis_api_table_up{table="silver.features"} 1' in text
+    assert 'aegis_api_store_up{check="schema"} 1' in text
+    assert 'aegis_api_store_rows{table="scores"} 28' in text
     assert ANALYST not in text and SERVICE not in text
 
 
-def test_readyz_503_without_champion_and_missing_tables_never_500(tmp_path: Path) -> None:
+def test_readyz_names_a_store_without_schema_and_a_down_store_never_500(tmp_path: Path, settings: Settings,
+                                                                         postgres: Any) -> None:
     empty_registry = f"sqlite:///{tmp_path / 'none.db'}"
-    settings = make_settings(tmp_path, paths__lakehouse=str(tmp_path / "empty-lakehouse"),
-                             mlflow__tracking_uri=empty_registry)
-    application = create_app(settings)
-    with TestClient(application) as http:
-        assert application.state.store.wait_loaded(30)
-        api = AegisClient(http=http, api_key=ADMIN)
-        ready = api.ready()
-        assert not ready.ready and set(ready.missing) == {"gold.scores", "silver.features", "champion"}
-        assert "no MLflow registry" in (ready.checks["champion"].detail or "")
-        assert http.get("/readyz").status_code == 503
-        assert api.customer_scores(HEAVY).items == [] and api.decisions().items == []
-        with pytest.raises(NotFound):
-            api.transaction("tx-h01")
-        with pytest.raises(NotFound):
-            api.customer_features(HEAVY)
-        with pytest.raises(NotFound):
-            api.champion()
+    (closed,) = free_ports(1)
+    for dsn, missing in ((fresh_database(settings, "api_no_schema", migrate=False), {"schema", "champion"}),
+                         (f"postgresql://aegis:x@127.0.0.1:{closed}/aegis", {"store", "schema", "champion"})):
+        application = create_app(make_settings(tmp_path, mlflow__tracking_uri=empty_registry, serving__dsn=dsn))
+        with TestClient(application) as http:
+            api = AegisClient(http=http, api_key=ADMIN)
+            ready = api.ready()
+            assert not ready.ready and set(ready.missing) == missing
+            assert "no MLflow registry" in (ready.checks["champion"].detail or "")
+            assert "migrate" in (ready.checks["schema"].detail or "") or "store" in missing
+            for path in ("/v1/transactions/tx-h01", "/v1/decisions", f"/v1/customers/{HEAVY}/scores",
+                         f"/v1/customers/{HEAVY}/features"):
+                response = http.get(path, headers={"X-API-Key": ADMIN})
+                assert response.status_code == 503, path
+                assert ("no schema" if "store" not in missing else "unreachable") in response.json()["detail"]
+            with pytest.raises(NotFound):
+                api.champion()
 
 
 def test_readyz_503_with_tables_but_no_champion(tmp_path: Path, api_settings: Settings) -> None:
@@ -364,52 +376,68 @@ def test_readyz_503_with_tables_but_no_champion(tmp_path: Path, api_settings: Se
     from mlflow import MlflowClient
 
     MlflowClient(tracking_uri=uri, registry_uri=uri).create_registered_model(MODEL)  # a model, no alias
-    settings = make_settings(tmp_path, paths__lakehouse=str(api_settings.lakehouse_root), mlflow__tracking_uri=uri)
+    settings = make_settings(tmp_path, mlflow__tracking_uri=uri, serving__dsn=api_settings.serving_dsn)
     application = create_app(settings)
     with TestClient(application) as http:
-        assert application.state.store.wait_loaded(30)
         response = http.get("/readyz")
         assert response.status_code == 503
         body = response.json()
         assert body["missing"] == ["champion"] and "@champion" in body["checks"]["champion"]["detail"]
 
 
-# --------------------------------------------------------------------------- freshness
+# --------------------------------------------------------------------------- explanation, verdicts, console
 
 
-def test_new_commit_visible_within_5s_and_removed_rows_disappear(
-    client: Callable[[str | None], AegisClient], api_settings: Settings
-) -> None:
-    api = client(ANALYST)
-    root = api_settings.lakehouse_root
-    write_scores(root, [score_row("tx-new1", "c-fresh", 500, "review", 0.4)])  # an append: incremental load
-    write_features(root, [feature_row("tx-new1", "c-fresh", 500)])
+def test_explanation_pairs_every_shap_value_with_its_feature(client: Callable[[str | None], AegisClient]) -> None:
+    body = client(ANALYST).request("/v1/transactions/tx-h03/explanation").json()
+    assert body["expected_value"] == pytest.approx(0.01) and body["score"] == pytest.approx(0.9)
+    assert [c["contribution"] for c in body["contributions"]] == pytest.approx([0.2, -0.1])
+    assert [c["feature"] for c in body["contributions"]] == FEATURES[:2]  # the transaction's feature set
 
-    def visible() -> bool:
-        try:
-            return api.transaction("tx-new1").features is not None
-        except NotFound:
-            return False
 
-    assert wait_for(visible, 5.0) < 5.0
-    assert [s.transaction_id for s in api.customer_scores("c-fresh").items] == ["tx-new1"]
-    assert "tx-new1" in {s.transaction_id for s in api.decisions(limit=1000).items}
+@pytest.mark.parametrize(("body", "param"), [
+    ({"transaction_id": "tx-h03", "is_fraud": "yes"}, "is_fraud"),
+    ({"transaction_id": "tx-h03", "is_fraud": 1}, "is_fraud"),
+    ({"transaction_id": "tx-h03"}, "is_fraud"),
+    ({"transaction_id": "bad id!", "is_fraud": True}, "transaction_id"),
+    ({"is_fraud": True}, "transaction_id"),
+    ({"transaction_id": "tx-h03", "is_fraud": True, "note": "x" * 501}, "note"),
+    ({"transaction_id": "tx-h03", "is_fraud": True, "analyst": "me"}, "analyst"),
+])
+def test_bad_verdicts_are_422_naming_the_field(http: TestClient, body: dict[str, Any], param: str) -> None:
+    response = http.post("/v1/verdicts", json=body, headers={"X-API-Key": ANALYST})
+    assert response.status_code == 422
+    assert param in {str(d["loc"][-1]) for d in response.json()["detail"]}
 
-    write_scores(root, [score_row("tx-new1", "c-fresh", 500, "block", 0.95)])  # same id again: latest wins
-    wait_for(lambda: api.transaction("tx-new1").decision == "block", 5.0)
-    assert [s.decision for s in api.customer_scores("c-fresh").items] == ["block"]
 
-    DeltaTable(SCORES.path(root)).delete("customer_id = 'c-fresh'")  # removes files: full reload
+def test_verdict_refusals_and_unpublishable_verdict_is_not_recorded(app: FastAPI, http: TestClient) -> None:
+    verdict = {"transaction_id": "tx-h03", "is_fraud": True}
+    assert http.post("/v1/verdicts", json=verdict, headers={"X-API-Key": SERVICE}).status_code == 403
+    assert http.post("/v1/verdicts", json=verdict).status_code == 401
+    unknown = http.post("/v1/verdicts", json={"transaction_id": "tx-nope", "is_fraud": False},
+                        headers={"X-API-Key": ANALYST})
+    assert unknown.status_code == 404
+    (closed,) = free_ports(1)
+    app.state.labels = LabelPublisher(f"127.0.0.1:{closed}", "nowhere", timeout=2.0)  # no broker there
+    try:
+        response = http.post("/v1/verdicts", json=verdict, headers={"X-API-Key": ANALYST})
+    finally:
+        app.state.labels = LabelPublisher.from_settings(app.state.settings)
+    assert response.status_code == 503 and "labels topic unavailable" in response.json()["detail"]
+    import psycopg
 
-    def gone() -> bool:
-        try:
-            api.transaction("tx-new1")
-            return False
-        except NotFound:
-            return True
+    with psycopg.connect(app.state.settings.serving_dsn) as conn:  # rolled back with the failed publish
+        assert conn.execute("SELECT count(*) FROM verdicts").fetchone() == (0,)
 
-    assert wait_for(gone, 5.0) < 5.0
-    assert api.transaction("tx-h01").customer_id == HEAVY
+
+def test_console_page_and_me(http: TestClient) -> None:
+    page = http.get("/console")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert '<script src="/console/static/chart.umd.min.js"' in page.text
+    assert http.get("/console/static/chart.umd.min.js").status_code == 200
+    assert http.get("/v1/me", headers={"X-API-Key": ANALYST}).json() == {"name": "local-analyst", "role": "analyst"}
+    assert http.get("/v1/me", headers={"X-API-Key": SERVICE}).status_code == 403
 
 
 # --------------------------------------------------------------------------- a real server

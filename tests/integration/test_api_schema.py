@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
@@ -18,8 +19,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.app import create_app
-from tests.conftest import make_settings
-from tests.integration.test_api import ADMIN, HEAVY, register_champion, seed_lakehouse
+from conf.settings import Settings
+from tests.integration.test_api import ADMIN, HEAVY, register_champion, seeded_store
 
 pytestmark = pytest.mark.integration
 
@@ -28,15 +29,13 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 
 @pytest.fixture(scope="module")
-def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def api_schema(tmp_path_factory: pytest.TempPathFactory, spark: Any, postgres: Any,
+               settings: Settings) -> Iterator[object]:
     home: Path = tmp_path_factory.mktemp("aegis-api-schema")
-    seed_lakehouse(home / "lakehouse")
     uri = f"sqlite:///{home / 'mlflow.db'}"
     register_champion(uri, home / "artifacts")
-    app = create_app(make_settings(home, paths__lakehouse=str(home / "lakehouse"), mlflow__tracking_uri=uri))
-    app.state.store.refresh()  # loaded before the first request; the lifespan keeps polling
+    app = create_app(seeded_store(spark, settings, home, "api_schema_test", uri))
     yield schemathesis.openapi.from_asgi("/openapi.json", app)
-    app.state.store.stop()
 
 
 def test_no_input_causes_a_server_error(api_schema: schemathesis.BaseSchema) -> None:

@@ -50,7 +50,8 @@ METRICS: dict[str, set[str]] = {
     "aegis_stream_score_latency_seconds": {"quantile"},
     "aegis_api_requests_total": {"route", "status"},
     "aegis_api_request_duration_seconds_bucket": {"route", "le"},
-    "aegis_api_table_version_lag": set(),
+    "aegis_api_store_up": {"check"},
+    "aegis_serving_sync_lag_seconds_bucket": {"le"},
 }
 TARGET_LABELS = {"job", "instance", "namespace", "pod"}  # added by Prometheus at scrape time
 PROMQL_FUNCTIONS = {

@@ -19,9 +19,10 @@ def test_register_adds_serve_with_host_port_and_handler(monkeypatch: pytest.Monk
     args = _parser().parse_args(["serve", "--host", "127.0.0.1", "--port", "9001"])
     assert (args.command, args.host, args.port) == ("serve", "127.0.0.1", 9001)
     calls = []
-    monkeypatch.setattr(serve, "run", lambda settings, host, port: calls.append((settings, host, port)) or 0)
+    monkeypatch.setattr(serve, "run",
+                        lambda settings, host, port, workers: calls.append((settings, host, port, workers)) or 0)
     assert args.handler("settings", args) == 0
-    assert calls == [("settings", "127.0.0.1", 9001)]
+    assert calls == [("settings", "127.0.0.1", 9001, 1)]
     defaults = _parser().parse_args(["serve"])
     assert (defaults.host, defaults.port) == (None, None)
 

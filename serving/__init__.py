@@ -1,0 +1,4 @@
+"""The PostgreSQL serving store: schema migrations, the sync from gold/silver, and the API's queries.
+
+May import conf and lakehouse only.
+"""
