@@ -44,10 +44,34 @@ KNOWN_HARMLESS_WARNINGS: tuple[tuple[type[Warning], str, str], ...] = (
 )
 
 
+# Library log records known to be harmless on a healthy run: (logger, message prefix).
+KNOWN_HARMLESS_LOGS: tuple[tuple[str, str], ...] = (
+    # kafka-python's first metadata request of a new client, before its connection is up.
+    ("kafka.cluster", "No node available for metadata refresh"),
+    # kafka-python's event-loop timing note ("Task ... ran for 0.1s"): a busy CPU, not a fault.
+    ("kafka.net.selector", "Task <"),
+    # MLflow's note on pickled python_model objects: Aegis logs its own pyfunc class on purpose.
+    ("mlflow.pyfunc", "Passing a Python object as `python_model`"),
+)
+
+
+class _DropPrefix(logging.Filter):
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefix)
+
+
 def quiet_known_warnings() -> None:
-    """Hide the warnings of :data:`KNOWN_HARMLESS_WARNINGS` (every other warning still shows)."""
+    """Hide :data:`KNOWN_HARMLESS_WARNINGS` and :data:`KNOWN_HARMLESS_LOGS` (every other warning shows)."""
     for category, message, module in KNOWN_HARMLESS_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category, module=module)
+    for name, prefix in KNOWN_HARMLESS_LOGS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropPrefix) and f.prefix == prefix for f in logger.filters):
+            logger.addFilter(_DropPrefix(prefix))
 
 
 def configure_logging(level: str = "INFO") -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -30,7 +31,7 @@ from conf.settings import Settings
 from jobs import kafka_admin, simulate, stream, train
 from jobs.base import JobConfig, JobContext
 from jobs.decision_shares import comparison_lines, live_shares, policy_targets
-from jobs.live_view import BatchFigures, LiveTracker, LiveView, flagged_lines, plain_line
+from jobs.live_view import BatchFigures, LiveFigures, LiveTracker, LiveView, flagged_lines, plain_line
 from jobs.scoring import ModelScorer, mlflow_client
 from jobs.tables import feature_params
 from lakehouse.delta_io import read_table
@@ -52,7 +53,7 @@ class DemoConfig(JobConfig):
     customers: int = 1500
     terminals: int = 800
     seed: int = 7
-    drain_seconds: float = 180.0
+    drain_seconds: float = 300.0
     clock_lead_days: float = 10.0
     refresh_seconds: float = 1.0
     api: bool = False
@@ -86,7 +87,7 @@ def _prepare_model(spark: SparkSession, settings: Settings, config: DemoConfig) 
             print(f"demo: simulating {config.history_days} days of history (to {end:%Y-%m-%d %H:%M} UTC, "
                   f"{config.clock_lead_days:g} days ago: live traffic continues it on a faster clock) into bronze",
                   flush=True)
-            simulate.write_history(settings, _population(config), config.history_days, end=end)
+            simulate.write_history(settings, _population(config), config.history_days, end=end, spark=spark)
         print("demo: training the ensemble and registering it as @champion (first run only)", flush=True)
         summary = train.train(JobContext(settings, spark), train.TrainConfig(promote=True))
         print(f"demo: model {summary['model']} v{summary['version']} @{summary['alias']}, test metrics "
@@ -127,16 +128,30 @@ def _start_api(settings: Settings, config: DemoConfig) -> None:
         raise ValueError("demo: --api needs the API console, which this build does not include yet")
 
 
-def _drain(query: Any, processor: stream.MicroBatchProcessor, config: DemoConfig, show: Any) -> None:
-    """Let the stream finish what is in Kafka (until idle, at most ``drain_seconds``)."""
+def _drain(query: Any, config: DemoConfig, scored: Callable[[], int], sent: int, show: Callable[[], None]) -> None:
+    """Let the stream finish what is in Kafka: until every sent transaction is scored, or the query is
+    idle, at most ``drain_seconds``."""
     until = time.monotonic() + config.drain_seconds
     while query.isActive and time.monotonic() < until:
         time.sleep(config.refresh_seconds)
         show()
+        if scored() >= sent:
+            return
         progress, status = query.lastProgress, query.status
         idle = not status.get("isDataAvailable") and not status.get("isTriggerActive")
         if progress and progress.get("numInputRows", 0) == 0 and idle:
             return
+    if query.isActive:
+        print(f"demo: the stream had not scored everything after {config.drain_seconds:.0f}s of draining "
+              f"({scored():,} of {sent:,}); stopping it after its current micro-batch", flush=True)
+
+
+def _stop_between_batches(query: Any, timeout: float = 300.0) -> None:
+    """Stop the query once no micro-batch is running (stopping one midway cancels its Spark jobs)."""
+    until = time.monotonic() + timeout
+    while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < until:
+        time.sleep(0.2)
+    query.stop()
 
 
 def run(settings: Settings, config: DemoConfig) -> int:
@@ -172,9 +187,9 @@ def run(settings: Settings, config: DemoConfig) -> int:
                                     args=(settings, _population(config), clock, sim_end, stop, sent))
         tracker = LiveTracker()
 
-        def figures() -> Any:
+        def figures() -> LiveFigures:
             summaries, flagged = stream_figures(processor)
-            shown = min(clock.sim_at(time.time()), sim_end)
+            shown = min(max(clock.sim_at(time.time()), sim_start), sim_end)
             return tracker.update(summaries, flagged, sent=sent, sim_time=f"{shown:%Y-%m-%d %H:%M}")
 
         with LiveView() as view:
@@ -186,16 +201,16 @@ def run(settings: Settings, config: DemoConfig) -> int:
                 view.show(figures(), force=True)
                 if not view.tty:
                     print("demo: traffic done; letting the stream drain what is in Kafka", flush=True)
-                _drain(query, processor, config, lambda: view.show(figures()))
+                _drain(query, config, lambda: figures().scored, sent["transaction"], lambda: view.show(figures()))
         if query.exception() is not None:
             raise RuntimeError(f"streaming query failed: {query.exception()}")
-        query.stop()
+        _stop_between_batches(query)
         final = figures()
         print("\n" + plain_line(final).replace("[live", "[final", 1), flush=True)
         for line in flagged_lines(final, limit=5):
             print(line, flush=True)
         scores = read_table(spark, SCORES, settings.lakehouse_root)
-        shares = live_shares(scores, sim_start.to_pydatetime(), sim_end.to_pydatetime())
+        shares = live_shares(scores, sim_start.floor("ms").to_pydatetime(), sim_end.ceil("ms").to_pydatetime())
         print("", *comparison_lines(shares, targets), sep="\n", flush=True)
         total = scores.filter(F.col("source") == "stream").count()
         print(f"\ndemo: done. gold.scores holds {total:,} streamed scores under {settings.lakehouse_root}.", flush=True)
@@ -204,7 +219,7 @@ def run(settings: Settings, config: DemoConfig) -> int:
         if producer is not None and producer.is_alive():
             producer.join()  # its producer is closed before the broker stops
         if query is not None and query.isActive:
-            query.stop()
+            _stop_between_batches(query, timeout=60.0)
         if spark is not None:
             stop_session(spark)
         if own_broker:

@@ -6,10 +6,14 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from conf.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 from jobs.base import JobConfig, Progress
 from lakehouse.kafka_io import encode, make_producer
 from sources.live import SimClock, live_events, natural_rate
@@ -44,7 +48,7 @@ __all__ = ["SimulateConfig", "natural_rate", "produce", "produce_live", "publish
 
 
 def write_history(settings: Settings, config: SimulateConfig, days: int,
-                  end: pd.Timestamp | None = None) -> tuple[int, int]:
+                  end: pd.Timestamp | None = None, spark: SparkSession | None = None) -> tuple[int, int]:
     """Simulate ``days`` of history ending at ``end`` (default: today, 00:00 UTC) and insert it into
     bronze with the labels known by then (no Kafka)."""
     from jobs.importer import write_bronze
@@ -55,7 +59,7 @@ def write_history(settings: Settings, config: SimulateConfig, days: int,
     as_of = min(end, pd.Timestamp.now(tz="UTC"))
     tx, labels = sim.history(start=end - pd.Timedelta(days=days), days=days)
     labels = labels[labels["reported_at"] <= as_of]  # only what is known at the end of the history
-    spark = create_session(settings, "simulate-history")
+    spark = spark or create_session(settings, "simulate-history")
     n_tx, n_labels = write_bronze(spark, settings, tx, labels, "simulator")
     print(f"simulate: {days} days of history, {n_tx:,} transactions and {n_labels:,} labels into bronze "
           f"(fraud rate {tx['is_fraud'].mean():.2%})")
@@ -64,7 +68,7 @@ def write_history(settings: Settings, config: SimulateConfig, days: int,
 
 def publish(settings: Settings, events: Iterable[StreamEvent], *, realtime: bool = False,
             total: int | None = None, stop: threading.Event | None = None,
-            counts: dict[str, int] | None = None) -> dict[str, int]:
+            counts: dict[str, int] | None = None, progress: bool = True) -> dict[str, int]:
     """Send events to their topics (each at its ``emit_time`` with ``realtime``); returns counts per kind.
 
     The producer is flushed and closed before this returns, also when ``stop`` is set or a send
@@ -75,7 +79,7 @@ def publish(settings: Settings, events: Iterable[StreamEvent], *, realtime: bool
     counts = {"transaction": 0, "label": 0} if counts is None else counts
     counts.setdefault("transaction", 0)
     counts.setdefault("label", 0)
-    progress = Progress("simulate", total=total, every=5.0)
+    report = Progress("simulate", total=total, every=5.0) if progress else None
     producer = make_producer(settings)
     try:
         for ev in events:
@@ -91,8 +95,8 @@ def publish(settings: Settings, events: Iterable[StreamEvent], *, realtime: bool
             producer.send(topic, key=ev.key if isinstance(ev.key, bytes) else str(ev.key).encode(),
                           value=encode(ev.event))
             counts[ev.kind] += 1
-            if ev.kind == "transaction":
-                progress.advance(1)
+            if ev.kind == "transaction" and report is not None:
+                report.advance(1)
     finally:
         producer.flush()
         producer.close()
@@ -121,9 +125,10 @@ def produce(settings: Settings, config: SimulateConfig) -> dict[str, int]:
 def produce_live(settings: Settings, config: SimulateConfig, clock: SimClock, end: pd.Timestamp,
                  stop: threading.Event | None = None, counts: dict[str, int] | None = None) -> dict[str, int]:
     """Traffic of ``config``'s world from ``clock.sim_start`` to ``end`` in simulated time, each event
-    sent when the clock reaches it (labels on the same clock); returns counts per kind."""
+    sent when the clock reaches it (labels on the same clock); returns counts per kind (no progress log:
+    the caller shows ``counts``)."""
     return publish(settings, live_events(simulator_for(config), clock, end), realtime=True, stop=stop,
-                   counts=counts)
+                   counts=counts, progress=False)
 
 
 def run(settings: Settings, config: SimulateConfig) -> int:

@@ -23,11 +23,12 @@ from pyspark.sql import SparkSession
 from conf.settings import Settings
 from lakehouse.jvm import spark_jar_paths
 
-LOG4J2_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "spark" / "log4j2.properties"
+LOG4J2_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "spark" / "log4j2-local.properties"
 # Printed by the JVM's module system for the --add-modules flag Spark's launcher always passes;
 # no logger or JVM option silences it.
 _JVM_STARTUP_NOISE = (b"WARNING: Using incubator modules: jdk.incubator.vector",)
 VERBOSE_LEVELS = ("DEBUG", "TRACE", "ALL")
+PYSPARK_PANDAS_WARNING = "ignore:PySpark does not yet fully support pandas:FutureWarning"
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 ROCKSDB_PROVIDER = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
@@ -54,10 +55,16 @@ def configure_builder(
             .config("spark.pyspark.python", sys.executable)  # workers use this interpreter (the venv)
         )
     java_options = f"-Xss16m -Dderby.system.home={settings.lakehouse_root / '_metastore'}"
-    executor_options = ""
+    quiet: dict[str, str] = {}
     if spark.log_level.upper() not in VERBOSE_LEVELS:
         log4j = f"-Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()}"
-        java_options, executor_options = f"{java_options} {log4j}", log4j
+        java_options = f"{java_options} {log4j}"
+        quiet = {
+            "spark.executor.extraJavaOptions": log4j,
+            # Python workers: PySpark's pandas-3 FutureWarning (PYTHONWARNINGS has no module pattern;
+            # the message is PySpark's own). The driver filters it by module (jobs.base).
+            "spark.executorEnv.PYTHONWARNINGS": PYSPARK_PANDAS_WARNING,
+        }
     confs = {
         "spark.sql.extensions": DELTA_EXTENSION,
         "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
@@ -77,7 +84,7 @@ def configure_builder(
         "spark.driver.extraJavaOptions": java_options,
         # The plans of the wide feature queries exceed the default 25 fields (a warning per plan).
         "spark.sql.debug.maxToStringFields": "1000",
-        **({"spark.executor.extraJavaOptions": executor_options} if executor_options else {}),
+        **quiet,
         **spark.conf,
     }
     for key, value in confs.items():
