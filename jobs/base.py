@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -35,15 +36,56 @@ class JobContext:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
+# Warnings known to be harmless on a healthy run, each filtered where it is raised: (category,
+# message regex, module regex of the code the warning is attributed to).
+KNOWN_HARMLESS_WARNINGS: tuple[tuple[type[Warning], str, str], ...] = (
+    # PySpark 4.2 checks pandas < 3 on every Arrow conversion; Aegis pins and tests pandas 3.
+    (FutureWarning, r"PySpark does not yet fully support pandas >= 3", r"pyspark(\.|$)"),
+)
+
+
+# Library log records known to be harmless on a healthy run: (logger, message prefix).
+KNOWN_HARMLESS_LOGS: tuple[tuple[str, str], ...] = (
+    # kafka-python's first metadata request of a new client, before its connection is up.
+    ("kafka.cluster", "No node available for metadata refresh"),
+    # kafka-python's event-loop timing note ("Task ... ran for 0.1s"): a busy CPU, not a fault.
+    ("kafka.net.selector", "Task <"),
+    # MLflow's note on pickled python_model objects: Aegis logs its own pyfunc class on purpose.
+    ("mlflow.pyfunc", "Passing a Python object as `python_model`"),
+)
+
+
+class _DropPrefix(logging.Filter):
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefix)
+
+
+def quiet_known_warnings() -> None:
+    """Hide :data:`KNOWN_HARMLESS_WARNINGS` and :data:`KNOWN_HARMLESS_LOGS` (every other warning shows)."""
+    for category, message, module in KNOWN_HARMLESS_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category, module=module)
+    for name, prefix in KNOWN_HARMLESS_LOGS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropPrefix) and f.prefix == prefix for f in logger.filters):
+            logger.addFilter(_DropPrefix(prefix))
+
+
 def configure_logging(level: str = "INFO") -> None:
-    """Console logging for CLI runs (spark-submit keeps log4j for the JVM)."""
+    """Console logging for CLI runs (spark-submit keeps log4j for the JVM); DEBUG shows everything."""
     logging.basicConfig(
         level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if str(level).upper() == "DEBUG":
+        return
     for noisy in ("py4j", "kafka", "urllib3", "mlflow", "alembic", "great_expectations"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_known_warnings()
 
 
 class Progress:

@@ -120,7 +120,9 @@ def _nightly(settings: Settings, args: argparse.Namespace) -> int:
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from jobs import demo
 
-    return demo.run(settings, demo.DemoConfig(seconds=args.seconds, rate=args.rate))
+    return demo.run(settings, demo.DemoConfig(seconds=args.seconds, rate=args.rate, customers=args.customers,
+                                              terminals=args.terminals, history_days=args.history_days,
+                                              api=args.api))
 
 
 def _mlflow_ui(settings: Settings, args: argparse.Namespace) -> int:
@@ -137,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", choices=["local", "test", "cluster"], help="config profile (AEGIS_PROFILE)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting, e.g. --set kafka.topics.partitions=8 (repeatable)")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-level", default="INFO",
+                        help="DEBUG shows everything: Spark's JVM logs and the warnings hidden as harmless")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("kafka", help="start, stop or inspect the embedded Kafka broker")
@@ -219,7 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the whole path on embedded defaults, bounded")
     p.add_argument("--seconds", type=float, default=60.0, help="seconds of live traffic")
-    p.add_argument("--rate", type=float, default=100.0, help="live transactions per second")
+    p.add_argument("--rate", type=float, default=100.0, help="live transactions per second (on average)")
+    p.add_argument("--customers", type=int, default=1500, help="simulated customers (first run: history too)")
+    p.add_argument("--terminals", type=int, default=800, help="simulated terminals")
+    p.add_argument("--history-days", type=int, default=45, help="days of history simulated on the first run")
+    p.add_argument("--api", action="store_true", help="also start the API and its console (not in this build)")
     p.set_defaults(handler=_demo)
 
     from jobs import serve, serving_job, sql
@@ -240,7 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
     try:
-        settings = load_settings(args.profile, overrides=parse_overrides(args.overrides))
+        overrides = parse_overrides(args.overrides)
+        if args.log_level.upper() == "DEBUG":  # everything, Spark's JVM included (unless --set says otherwise)
+            overrides = {**overrides, "spark": {"log_level": "DEBUG", **overrides.get("spark", {})}}
+        settings = load_settings(args.profile, overrides=overrides)
     except ConfigError as exc:
         print(f"aegis: {exc}", file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,8 @@ class ResolvedModel:
 def mlflow_client(settings: Settings) -> MlflowClient:
     """An MLflow client on the configured tracking and registry stores."""
     Path(settings.path(settings.mlflow.artifact_root)).mkdir(parents=True, exist_ok=True)
+    # Model downloads from a local store take milliseconds: no tqdm bar on the console.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = settings.mlflow_tracking_uri
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

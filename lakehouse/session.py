@@ -1,15 +1,34 @@
-"""The Spark session factory: configure a builder from typed settings, never at import time."""
+"""The Spark session factory: configure a builder from typed settings, never at import time.
+
+Local sessions log through ``deploy/spark/log4j2.properties`` (quiet Spark, Hadoop and Kafka
+clients; Aegis and real problems still show), bind to 127.0.0.1 and drop the one line of JVM
+start-up noise no logger controls. ``spark.log_level`` DEBUG (``aegis --log-level DEBUG``) keeps
+Spark's own log4j defaults and shows everything.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 import sys
+import threading
+from pathlib import Path
+from typing import IO
 
+from pyspark import SparkConf, SparkContext
+from pyspark.java_gateway import launch_gateway
 from pyspark.sql import SparkSession
 
 from conf.settings import Settings
 from lakehouse.jvm import spark_jar_paths
 
+LOG4J2_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "spark" / "log4j2-local.properties"
+# Printed by the JVM's module system for the --add-modules flag Spark's launcher always passes;
+# no logger or JVM option silences it.
+_JVM_STARTUP_NOISE = (b"WARNING: Using incubator modules: jdk.incubator.vector",)
+VERBOSE_LEVELS = ("DEBUG", "TRACE", "ALL")
+PYSPARK_PANDAS_WARNING = "ignore:PySpark does not yet fully support pandas:FutureWarning"
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 ROCKSDB_PROVIDER = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
@@ -35,6 +54,17 @@ def configure_builder(
             .config("spark.driver.host", "127.0.0.1")
             .config("spark.pyspark.python", sys.executable)  # workers use this interpreter (the venv)
         )
+    java_options = f"-Xss16m -Dderby.system.home={settings.lakehouse_root / '_metastore'}"
+    quiet: dict[str, str] = {}
+    if spark.log_level.upper() not in VERBOSE_LEVELS:
+        log4j = f"-Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()}"
+        java_options = f"{java_options} {log4j}"
+        quiet = {
+            "spark.executor.extraJavaOptions": log4j,
+            # Python workers: PySpark's pandas-3 FutureWarning (PYTHONWARNINGS has no module pattern;
+            # the message is PySpark's own). The driver filters it by module (jobs.base).
+            "spark.executorEnv.PYTHONWARNINGS": PYSPARK_PANDAS_WARNING,
+        }
     confs = {
         "spark.sql.extensions": DELTA_EXTENSION,
         "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
@@ -51,7 +81,10 @@ def configure_builder(
         # Snapshot state reconstruction with the default 50 partitions made each txnAppId append ~14 s here.
         "spark.databricks.delta.snapshotPartitions": str(spark.shuffle_partitions),
         "spark.sql.warehouse.dir": str(settings.lakehouse_root / "_warehouse"),
-        "spark.driver.extraJavaOptions": f"-Xss16m -Dderby.system.home={settings.lakehouse_root / '_metastore'}",
+        "spark.driver.extraJavaOptions": java_options,
+        # The plans of the wide feature queries exceed the default 25 fields (a warning per plan).
+        "spark.sql.debug.maxToStringFields": "1000",
+        **quiet,
         **spark.conf,
     }
     for key, value in confs.items():
@@ -64,7 +97,62 @@ def create_session(settings: Settings, job: str, launched_by_spark_submit: bool 
     if not launched_by_spark_submit:
         # Python workers run this interpreter (the project's venv), not whatever python3 is on PATH.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        # Loopback only; also spares Spark's "hostname resolves to a loopback address" warning.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = configure_builder(SparkSession.builder, settings, launched_by_spark_submit)
-    session = builder.appName(f"{settings.spark.app_name}-{job}").getOrCreate()
+    builder = builder.appName(f"{settings.spark.app_name}-{job}")
+    if not launched_by_spark_submit and SparkContext._gateway is None:
+        _launch_gateway(builder, filter_noise=settings.spark.log_level.upper() not in VERBOSE_LEVELS)
+    session = builder.getOrCreate()
     session.sparkContext.setLogLevel(settings.spark.log_level)
     return session
+
+
+def _launch_gateway(builder: SparkSession.Builder, filter_noise: bool) -> None:
+    """Start the driver JVM the way PySpark does, its stderr relayed minus the start-up noise."""
+    # The options getOrCreate() would hand to the launcher (PySpark keeps them in _options).
+    conf = SparkConf(loadDefaults=False).setAll(list(builder._options.items()))
+    gateway = launch_gateway(conf, popen_kwargs={"stderr": subprocess.PIPE} if filter_noise else None)
+    proc = getattr(gateway, "proc", None)
+    if filter_noise and proc is not None and proc.stderr is not None:
+        threading.Thread(target=_relay, args=(proc.stderr, _JVM_STARTUP_NOISE), name="aegis-jvm-stderr",
+                         daemon=True).start()
+    SparkContext._ensure_initialized(gateway=gateway)
+
+
+def _relay(source: IO[bytes], drop: tuple[bytes, ...]) -> None:
+    """Copy the JVM's stderr to ours line by line, without the lines in ``drop``."""
+    target = getattr(sys.stderr, "buffer", None)
+    for line in iter(source.readline, b""):
+        if line.rstrip(b"\r\n") in drop:
+            continue
+        if target is not None:
+            target.write(line)
+            target.flush()
+        else:
+            sys.stderr.write(line.decode(errors="replace"))
+
+
+def stop_session(spark: SparkSession, timeout: float = 60.0) -> None:
+    """Stop the session and the driver JVM PySpark started (and with it the Python workers).
+
+    ``spark.stop()`` alone leaves the JVM running until this interpreter exits; a caller that
+    must leave no process behind (the demo) stops it here.
+    """
+    gateway = SparkContext._gateway
+    proc: subprocess.Popen[bytes] | None = getattr(gateway, "proc", None)
+    spark.stop()
+    if gateway is None or proc is None:
+        return
+    with contextlib.suppress(Exception):
+        gateway.shutdown()
+    if proc.stdin is not None:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()  # the gateway server exits when its stdin closes
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+    SparkContext._gateway = None
+    SparkContext._jvm = None

@@ -211,6 +211,9 @@ def train_ensemble(
 
     metrics: dict[str, float] = {}
     metrics.update(evaluate_scores(valid[label_col], valid_scores, prefix="valid_"))
+    valid_decisions = policy.decide(valid_scores)  # the shares the policy was chosen to produce
+    metrics["valid_share_block"] = float(np.mean(valid_decisions == "block"))
+    metrics["valid_share_review"] = float(np.mean(valid_decisions == "review"))
     card_kwargs = {
         "k": card_k,
         "date_col": date_col,
