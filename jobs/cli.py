@@ -226,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--customers", type=int, default=1500, help="simulated customers (first run: history too)")
     p.add_argument("--terminals", type=int, default=800, help="simulated terminals")
     p.add_argument("--history-days", type=int, default=45, help="days of history simulated on the first run")
-    p.add_argument("--api", action="store_true", help="also start the API and its console (not in this build)")
+    p.add_argument("--no-api", dest="api", action="store_false",
+                   help="do not start the serving store, the API and the review console beside the stream")
     p.set_defaults(handler=_demo)
 
     from jobs import serve, serving_job, sql

@@ -56,7 +56,7 @@ class DemoConfig(JobConfig):
     drain_seconds: float = 300.0
     clock_lead_days: float = 10.0
     refresh_seconds: float = 1.0
-    api: bool = False
+    api: bool = True
 
 
 def _population(config: DemoConfig, **extra: object) -> simulate.SimulateConfig:
@@ -118,14 +118,16 @@ def _live_window(spark: SparkSession, settings: Settings, config: DemoConfig) ->
     return start, speed, seconds
 
 
-def _start_api(settings: Settings, config: DemoConfig) -> None:
-    # ---------------------------------------------------------------------------------------
-    # API + console goes here: with config.api, start the PostgreSQL-backed API (and its
-    # console) against this lakehouse and print the console address, then stop it in run()'s
-    # `finally` before the broker. Not part of this build: asking for it is an error, not a no-op.
-    # ---------------------------------------------------------------------------------------
-    if config.api:
-        raise ValueError("demo: --api needs the API console, which this build does not include yet")
+def _start_api(settings: Settings, config: DemoConfig, spark: SparkSession) -> Any:
+    """With ``config.api``: the serving store, its sync queries and the API + review console, in the background."""
+    if not config.api:
+        return None
+    from jobs.serving_job import start_serving
+
+    print("demo: starting the serving store (embedded PostgreSQL), its sync and the API", flush=True)
+    handle = start_serving(settings, spark)
+    print(f"demo: review console at {handle.url} (analyst key in local runs: aegis-analyst-dev)", flush=True)
+    return handle
 
 
 def _drain(query: Any, config: DemoConfig, scored: Callable[[], int], sent: int, show: Callable[[], None]) -> None:
@@ -167,12 +169,13 @@ def run(settings: Settings, config: DemoConfig) -> int:
     query: Any = None
     stop = threading.Event()
     producer: threading.Thread | None = None
+    serving: Any = None
     try:
         spark = create_session(settings, "demo")
         version = _prepare_model(spark, settings, config)
         targets = policy_targets(mlflow_client(settings), settings.mlflow.model_name, version)
         sim_start, speed, seconds = _live_window(spark, settings, config)
-        _start_api(settings, config)
+        serving = _start_api(settings, config, spark)
         params = feature_params(settings)
         processor = stream.MicroBatchProcessor(settings, params, ModelScorer(spark, settings, params, "stream"))
         query = stream.start_query(spark, settings, processor)
@@ -220,16 +223,19 @@ def run(settings: Settings, config: DemoConfig) -> int:
             producer.join()  # its producer is closed before the broker stops
         if query is not None and query.isActive:
             _stop_between_batches(query, timeout=60.0)
+        if serving is not None:
+            serving.stop()  # the API, the sync queries and the embedded PostgreSQL, before Spark and the broker
         if spark is not None:
             stop_session(spark)
         if own_broker:
             broker.stop()
-    print("demo: stopped the stream, Spark" + (" and the broker." if own_broker else " (the broker keeps running)."))
+    stopped = ("the API, the serving store, " if config.api else "") + "the stream, Spark"
+    print(f"demo: stopped {stopped}" + (" and the broker." if own_broker else " (the broker keeps running)."))
     print("\nTry next:\n"
           "  aegis tables                                   every table, its version and row count\n"
           "  aegis sql \"SELECT decision, count(*) FROM gold.scores GROUP BY decision\"\n"
-          "  aegis serve                                    the score lookup API (http://127.0.0.1:"
-          f"{settings.api.port})\n"
+          "  aegis serve                                    the score lookup API and the review console "
+          f"(http://{settings.api.host}:{settings.api.port}/console)\n"
           "  make demo                                      again: the stream continues where this run ended",
           flush=True)
     return 0

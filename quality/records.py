@@ -363,15 +363,15 @@ class RecordChecker:
         if not validator.is_valid(event):
             reasons += [_schema_reason(e) for e in validator.iter_errors(event)]
         for spec in self.contract.fields:
-            raw = event.get(spec.name)
+            item = event.get(spec.name)
             if spec.name == CARD_FIELD:
-                self._card(raw, values)
+                self._card(item, values)
             elif spec.is_time:
-                values[spec.name], reason = self._time(spec.name, raw, now)
+                values[spec.name], reason = self._time(spec.name, item, now)
                 if reason:
                     reasons.append(reason)
             else:
-                values[spec.name] = _typed(spec.json_type, raw)
+                values[spec.name] = _typed(spec.json_type, item)
         return reasons
 
     def _card(self, raw: Any, values: dict[str, Any]) -> None:

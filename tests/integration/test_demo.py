@@ -23,7 +23,7 @@ WARNING_LINE = re.compile(r"\bWARN(ING)?\b|\w+Warning:")
 
 
 def _env(home: Path) -> dict[str, str]:
-    broker, controller = free_ports(2)
+    broker, controller, api, postgres = free_ports(4)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AEGIS_")}
     env.update({
         "AEGIS_PROFILE": "test",
@@ -33,6 +33,8 @@ def _env(home: Path) -> dict[str, str]:
         "AEGIS_KAFKA__BROKER__PORT": str(broker),
         "AEGIS_KAFKA__BROKER__CONTROLLER_PORT": str(controller),
         "AEGIS_STREAM__METRICS_PORT": "0",
+        "AEGIS_API__PORT": str(api),
+        "AEGIS_SERVING__POSTGRES__PORT": str(postgres),
         "PYTHONPATH": str(REPO),
     })
     return env
@@ -100,6 +102,7 @@ def test_demo_is_quiet_truthful_and_leaves_no_process(tmp_path: Path) -> None:
     # A quiet console: Aegis' lines only.
     assert _warnings(output) == [], output[-5000:]
     assert "decisions of" in output and "Try next:" in output
+    assert re.search(r"review console at http://127\.0\.0\.1:\d+/console", output), output[-3000:]
 
     # Truthful decisions: the shares in gold within a factor of 2 of the policy's held-out shares.
     scores = DeltaTable(str(tmp_path / "var" / "lakehouse" / "gold" / "scores")).to_pandas(
@@ -121,3 +124,8 @@ def test_demo_is_quiet_truthful_and_leaves_no_process(tmp_path: Path) -> None:
         time.sleep(0.5)
     left = [p for p in started if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     assert left == [], [psutil.Process(p).cmdline()[:3] for p in left]
+    # Daemons that detach from the demo (PostgreSQL's postmaster) are found by the home on their command line.
+    home = str(tmp_path)
+    detached = [p.info["cmdline"][:3] for p in psutil.process_iter(["cmdline"])
+                if p.info["cmdline"] and any(home in part for part in p.info["cmdline"]) and p.pid != os.getpid()]
+    assert detached == [], detached
