@@ -158,6 +158,8 @@ def main() -> int:
                                                    - checks["without"]["stage_seconds"]["ingest"], 2),
         },
         "latency_at_fixed_rate": latency,
+        # The strict contract check's own cost (issue 17): CPU per event on one core, no Spark.
+        "contract_check": _contract_check_cost(str(HANDBOOK / "transactions-2018-07.parquet")),
         "reference_python_loop": reference,
         "floor": {"events_per_second": 2000, "p99_s_at_1000_per_s": 3.0},
         "meets_floor": bool(saturation["events_per_second"] >= 2000
@@ -186,6 +188,18 @@ def _saturate(spark, settings, params, scorer) -> dict:
         "stage_seconds": {stage: round(sum(getattr(b, f"{stage}_seconds") for b in batches), 1)
                           for stage in ("ingest", "feature", "score", "write")},
     }
+
+
+def _contract_check_cost(path: str, count: int = 20_000) -> dict:
+    """CPU microseconds per event of the record check over ``count`` handbook events as the stream gets them."""
+    from jobs.importer import load_file, parse_delay
+    from quality.bench import record_check_cost
+    from sources.contract import frame_to_events, to_json_bytes
+
+    tx, _ = load_file(Path(path), parse_delay("7d"))
+    events = list(frame_to_events(tx.iloc[:count], "transaction"))
+    return record_check_cost([to_json_bytes(e, "transaction") for e in events],
+                             [e["customer_id"].encode() for e in events])
 
 
 def _publish(settings, path: str, skip: int, count: int, rate: float | None) -> None:
