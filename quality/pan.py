@@ -1,6 +1,8 @@
 """Card numbers (PANs) in arbitrary text and bytes: find them, mask them to their last four digits.
 
-A PAN here is a Luhn-valid run of 12-19 digits, bounded by non-digits. It may be written
+A PAN here is a Luhn-valid run of 12-19 digits, bounded by non-digits and standing on its own:
+a run glued to a letter or underscore is part of a word, such as a hex id (which would otherwise
+quarantine about one random 32-hex id in 300). It may be written
 contiguously or in the usual card groupings with a space or dash between groups (4-4-4-4[-3],
 4-6-5, 4-6-4), and each digit or separator may appear as a JSON escape (``\\u0034``), since a
 hostile producer can hide a number that way. Unicode decimal digits (full-width and the like)
@@ -88,21 +90,33 @@ def find_pans(text: str) -> Iterator[Pan]:
     if len(text) < 12:
         return
     if "\\u" in text:
-        yield from _pans_in(text, 0)
+        yield from _pans_in(text, 0, len(text))
         return
     for stretch in _STRETCH.finditer(text):
-        yield from _pans_in(stretch.group(), stretch.start())
+        yield from _pans_in(text, stretch.start(), stretch.end())
 
 
-def _pans_in(text: str, offset: int) -> Iterator[Pan]:
-    if text.isascii() and text.isdigit():  # the common case: one contiguous ASCII run
-        if 12 <= len(text) <= 19 and luhn_valid(text):
-            yield Pan(offset, offset + len(text), text)
+def _word_char(char: str) -> bool:
+    return char.isalpha() or char == "_"
+
+
+def _standalone(text: str, start: int, end: int) -> bool:
+    """No letter or underscore right before or after: digits inside a word (a hex id) are no card number."""
+    return not ((start > 0 and _word_char(text[start - 1])) or (end < len(text) and _word_char(text[end])))
+
+
+def _pans_in(text: str, start: int, end: int) -> Iterator[Pan]:
+    part = text[start:end]
+    if part.isascii() and part.isdigit():  # the common case: one contiguous ASCII run
+        if 12 <= len(part) <= 19 and luhn_valid(part) and _standalone(text, start, end):
+            yield Pan(start, end, part)
         return
-    for match in _RUN.finditer(text):
+    for match in _RUN.finditer(part):
         digits, groups = _digits_and_groups(match.group())
-        if 12 <= len(digits) <= 19 and _plausible_grouping(groups) and luhn_valid(digits):
-            yield Pan(offset + match.start(), offset + match.end(), digits)
+        first, last = start + match.start(), start + match.end()
+        if (12 <= len(digits) <= 19 and _plausible_grouping(groups) and luhn_valid(digits)
+                and _standalone(text, first, last)):
+            yield Pan(first, last, digits)
 
 
 def has_pan(text: str) -> bool:

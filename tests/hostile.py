@@ -160,7 +160,7 @@ def corpus(prefix: str = "h", now: datetime | None = None) -> list[Case]:
     tx("pan-device", f"{PAN_OUTSIDE}: device_id", device_id=OTHER_CARDS[1])
     tx("pan-device-spaced", f"{PAN_OUTSIDE}: device_id", device_id="6011 1111 1111 1117")
     tx("pan-device-dashed", f"{PAN_OUTSIDE}: device_id", device_id="3530-1113-3330-0000")
-    tx("pan-terminal-embedded", f"{PAN_OUTSIDE}: terminal_id", terminal_id=f"T{OTHER_CARDS[0]}X")
+    tx("pan-terminal-embedded", f"{PAN_OUTSIDE}: terminal_id", terminal_id=f"T-{OTHER_CARDS[0]}.1")
     tx("pan-other-key", f"{PAN_OUTSIDE}: pan", pan=OTHER_CARDS[2])
     tx("pan-camel-key", f"{PAN_OUTSIDE}: cardNumber", cardNumber=OTHER_CARDS[3])
     tx("pan-array", f"{PAN_OUTSIDE}: card_number/0", card_number=[OTHER_CARDS[0]])
