@@ -109,7 +109,8 @@ def test_demo_is_quiet_truthful_and_leaves_no_process(tmp_path: Path) -> None:
         columns=["source", "decision"])
     live = scores[scores["source"] == "stream"]
     assert len(live) > 1000
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'var' / 'mlflow' / 'mlflow.db'}")
+    store = f"sqlite:///{tmp_path / 'var' / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=store, registry_uri=store)  # not the session's registry of other tests
     targets = policy_targets(client, "aegis-fraud", "1")
     review = float((live["decision"] == "review").mean())
     block = float((live["decision"] == "block").mean())
