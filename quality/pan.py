@@ -22,7 +22,7 @@ _DIGIT = r"(?:\d|\\u003[0-9])"
 _SEP = r"(?:[ \-]|\\u0020|\\u002[dD])"
 # Twelve to nineteen digit tokens with at most one separator between two digits; the lookarounds
 # make the run maximal (no digit token directly before or after it).
-_RUN = re.compile(rf"(?<![0-9\d])(?<!\\u003[0-9]){_DIGIT}(?:{_SEP}?{_DIGIT}){{11,18}}(?!{_DIGIT})")
+_RUN = re.compile(rf"(?<!\d)(?<!\\u003[0-9]){_DIGIT}(?:{_SEP}?{_DIGIT}){{11,18}}(?!{_DIGIT})")
 _TOKEN = re.compile(rf"{_DIGIT}|{_SEP}")
 # Cheap first pass for text without escapes: maximal stretches of digits and separators.
 _STRETCH = re.compile(r"\d[\d \-]{10,}\d")
