@@ -10,7 +10,8 @@ AEGIS := $(BIN)/aegis
 .PHONY: setup demo test test-unit test-integration lint kafka-up kafka-down mlflow-ui sql serve notebooks tables-doc \
         bench-model bench-stream bench-backfill bench-api bench-quality features-listing clean
 
-$(STAMP): pyproject.toml requirements.lock deploy/spark/pom.xml deploy/kafka/pom.xml deploy/fetch-jars.sh deploy/install-chromium.sh
+$(STAMP): pyproject.toml requirements.lock deploy/spark/pom.xml deploy/kafka/pom.xml deploy/fetch-jars.sh deploy/install-chromium.sh \
+          deploy/build-jvm.sh jvm/pom.xml $(shell find jvm/src -name '*.java')
 	@command -v $(PYTHON) >/dev/null || { echo "setup: $(PYTHON) not found (Aegis needs Python 3.11)"; exit 1; }
 	@command -v java >/dev/null || { echo "setup: java not found (Aegis needs a JDK 17)"; exit 1; }
 	@command -v mvn >/dev/null || { echo "setup: mvn not found (needed once to resolve the JVM jars)"; exit 1; }
@@ -20,6 +21,7 @@ $(STAMP): pyproject.toml requirements.lock deploy/spark/pom.xml deploy/kafka/pom
 	$(BIN)/pip install -q --no-deps -e .
 	$(BIN)/pip check
 	bash deploy/fetch-jars.sh $(CACHE)
+	bash deploy/build-jvm.sh $(CACHE)
 	bash deploy/install-chromium.sh
 	touch $(STAMP)
 

@@ -53,9 +53,10 @@ def declare_features(params: FeatureParams | None = None) -> list[Feature]:
                 window=Window(SECONDS_SINCE_PREVIOUS_CAP), fill=SECONDS_SINCE_PREVIOUS_CAP.total_seconds()),
         Feature("customer_amount_ratio_mean_30d", Entity.CUSTOMER, Aggregation.RATIO_TO_MEAN,
                 "Amount divided by the customer's 30-day mean amount (1 when the mean is 0).",
-                window=month, fill=1.0),
+                window=month, fill=1.0, inputs=("amount", "customer_amount_mean_30d")),
         Feature("customer_amount_zscore_30d", Entity.CUSTOMER, Aggregation.ZSCORE,
-                "(amount - 30-day mean) / 30-day std (0 when the std is 0).", window=month),
+                "(amount - 30-day mean) / 30-day std (0 when the std is 0).", window=month,
+                inputs=("amount", "customer_amount_mean_30d", "customer_amount_std_30d")),
         Feature("customer_terminal_is_new_30d", Entity.CUSTOMER, Aggregation.IS_NEW_TERMINAL,
                 "1 if the customer used no transaction on this terminal in the previous 30 days.",
                 source="terminal_id", window=month),
@@ -70,7 +71,7 @@ def declare_features(params: FeatureParams | None = None) -> list[Feature]:
             Feature(f"terminal_fraud_rate_{lbl}", Entity.TERMINAL, Aggregation.FRAUD_RATE,
                     f"Share of the terminal's transactions in that {_days(length)} window that were "
                     "reported fraudulent at or before this transaction's time (0 without transactions).",
-                    source="is_fraud", window=w, label_delay=delay),
+                    source="is_fraud", window=w, label_delay=delay, inputs=(f"terminal_tx_count_{lbl}",)),
         ]
     feats += [
         Feature("hour_sin", Entity.TRANSACTION, Aggregation.CYCLIC_SIN,

@@ -65,6 +65,7 @@ class Feature:
     label_delay: timedelta | None = None
     fill: float = 0.0
     params: dict[str, float] = field(default_factory=dict)
+    inputs: tuple[str, ...] = ()  # columns a derivation reads (ratio, z-score, a fraud rate's denominator)
     version: int = 1
     dtype: str = "double"
 

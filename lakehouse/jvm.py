@@ -1,7 +1,8 @@
 """Where the JVM pieces live: Spark's extra jars and the Kafka broker's libs.
 
-Both folders are filled by ``deploy/fetch-jars.sh <cache_dir>`` (run by ``make setup``)
-from ``deploy/spark/pom.xml`` and ``deploy/kafka/pom.xml``. These helpers only look at
+The first two folders are filled by ``deploy/fetch-jars.sh <cache_dir>`` (run by ``make setup``)
+from ``deploy/spark/pom.xml`` and ``deploy/kafka/pom.xml``; ``deploy/build-jvm.sh`` builds Aegis'
+own module (jvm/) into the third. These helpers only look at
 the file system: no network, no JVM.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 SPARK_JARS_DIR = "spark-jars"
+AEGIS_JARS_DIR = "aegis-jars"
 KAFKA_LIBS_DIR = "kafka-libs"
 
 # Jars that must be present for a folder to count as resolved (name prefixes).
@@ -32,8 +34,16 @@ def _jars(folder: Path, required: tuple[str, ...], what: str) -> list[Path]:
 
 
 def spark_jar_paths(cache_dir: Path) -> list[Path]:
-    """The jars to add to Spark (``spark.jars``): Delta Lake and the Kafka source/sink, sorted."""
-    return _jars(Path(cache_dir) / SPARK_JARS_DIR, _SPARK_REQUIRED, "Spark jars")
+    """The jars to add to Spark (``spark.jars``): Delta Lake, the Kafka source/sink, Aegis' state module."""
+    return _jars(Path(cache_dir) / SPARK_JARS_DIR, _SPARK_REQUIRED, "Spark jars") + [aegis_state_jar(cache_dir)]
+
+
+def aegis_state_jar(cache_dir: Path) -> Path:
+    """The stream's keyed feature state (jvm/, built by ``deploy/build-jvm.sh`` in ``make setup``)."""
+    jar = Path(cache_dir) / AEGIS_JARS_DIR / "aegis-state.jar"
+    if not jar.is_file():
+        raise FileNotFoundError(f"{jar} not found; run `make setup` (or `deploy/build-jvm.sh {cache_dir}`) to build it")
+    return jar
 
 
 def kafka_libs_dir(cache_dir: Path) -> Path:

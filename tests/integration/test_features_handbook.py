@@ -11,7 +11,8 @@ import pytest
 from pyspark.sql import functions as F
 
 from features.catalog import HANDBOOK_FEATURES, FeatureParams, feature_names
-from features.engine import TARGET, compute_features, compute_target_features
+from features.engine import TARGET, compute_features
+from stream.state import featurize_in_state, merge_halves, plan_for, routed_labels, routed_transactions
 
 pytestmark = pytest.mark.integration
 
@@ -90,13 +91,13 @@ def test_handbook_features_match_independent_pandas(spark, handbook_slice: pd.Da
                                    err_msg=name)
 
 
-def test_per_target_compilation_equals_window_compilation(spark, handbook_slice: pd.DataFrame) -> None:
-    """The stream's per-target compilation gives the batch windows' values for every feature.
+def test_keyed_state_equals_window_compilation(spark, handbook_slice: pd.DataFrame) -> None:
+    """The stream's keyed state (the JVM processor, here in a batch query) gives the windows' values.
 
-    Targets are a scattered subset (every 7th transaction of the last week), and the history holds
-    ties the handbook lacks: copies of transactions at the same instant on the same customer and
-    terminal, which exercise the transaction-id tie-break of the previous-transaction gap and the
-    peers that both compilations count inside a window.
+    The history holds ties the handbook lacks: copies of transactions at the same instant on the
+    same customer and terminal, which exercise the transaction-id tie-break of the
+    previous-transaction gap and the peers both engines count inside a window; and fraud labels,
+    some reported before, some after the transactions that could count them.
     """
     tx, labels = _bronze_frames(handbook_slice)
     twins = tx.sample(n=200, random_state=7).assign(transaction_id=lambda f: f.transaction_id + "-twin")
@@ -104,17 +105,20 @@ def test_per_target_compilation_equals_window_compilation(spark, handbook_slice:
     tx = pd.concat([tx, twins], ignore_index=True)
     labels = pd.concat([labels, labels.sample(n=50, random_state=3).assign(
         transaction_id=lambda f: f.transaction_id + "-twin", is_fraud=True)], ignore_index=True)
+    labels = labels.merge(tx[["transaction_id", "customer_id", "terminal_id"]], on="transaction_id")
     recent = tx.event_time >= pd.Timestamp("2018-05-09", tz="UTC")
-    tx[TARGET] = recent & ((tx.index % 7 == 0) | tx.transaction_id.str.endswith("-twin"))
-    history = spark.createDataFrame(tx)
-    label_frame = spark.createDataFrame(labels)
     params = FeatureParams()
+    history = spark.createDataFrame(tx.assign(**{TARGET: recent}))
+    label_frame = spark.createDataFrame(labels)
     windows = compute_features(history, label_frame, params).toPandas().set_index("transaction_id").sort_index()
-    targets = compute_target_features(history, label_frame, params).toPandas().set_index("transaction_id").sort_index()
-    assert len(windows) == int(tx[TARGET].sum()) > 100
-    assert list(targets.columns) == list(windows.columns)
-    assert targets.index.equals(windows.index)
+    plan = plan_for(params, 0.0)
+    routed = routed_transactions(spark.createDataFrame(tx)).unionByName(routed_labels(label_frame))
+    halves = featurize_in_state(spark, routed, plan)
+    state = merge_halves(halves, params, plan).toPandas().set_index("transaction_id").sort_index()
+    state = state.loc[windows.index]
+    assert len(windows) == int(recent.sum()) > 1000
+    assert not state["is_late"].any()
     for name in feature_names(params):
-        np.testing.assert_allclose(targets[name].to_numpy(), windows[name].to_numpy(), rtol=0, atol=1e-9,
+        np.testing.assert_allclose(state[name].to_numpy(), windows[name].to_numpy(), rtol=0, atol=1e-9,
                                    err_msg=name)
-    assert (targets["feature_version"] == windows["feature_version"]).all()
+    assert (state["feature_version"] == windows["feature_version"]).all()

@@ -1,0 +1,1 @@
+"""The streaming pipeline: keyed feature state, the hot path to gold and the scores topic, the cold path."""

@@ -1,0 +1,120 @@
+"""The keyed feature state in Spark: route rows to their keys and apply the JVM processor.
+
+A transaction goes to two keys, its customer (route ``c``) and its terminal (route ``t``); a
+fraud label goes to its terminal. ``dev.aegis.state.FeatureState`` (jvm/) runs as one
+``transformWithState`` operator in event-time mode (RocksDB state, changelog checkpoints):
+per key it keeps the events the declared windows need, featurizes each transaction once, drops
+repeated transaction ids and expires what the windows can no longer reach. Each transaction
+comes out as two half rows (one per route) in the same micro-batch; :func:`merge_halves` joins
+them into silver's row.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from features.catalog import FeatureParams, declare_features
+from features.derive import feature_row, is_row_feature, row_feature
+from features.state_plan import StatePlan, state_plan
+
+CARRY = ["customer_id", "terminal_id", "event_time", "event_date", "amount", "kafka_timestamp"]
+WATERMARK_COLUMN = "_frontier_time"
+_ROUTED = [
+    ("route", "string"), ("key", "string"), ("kind", "string"), ("transaction_id", "string"),
+    ("event_us", "bigint"), ("reported_us", "bigint"), ("is_fraud", "boolean"),
+    ("customer_id", "string"), ("terminal_id", "string"), ("event_time", "timestamp"), ("event_date", "date"),
+    ("amount", "double"), ("kafka_timestamp", "timestamp"),
+]
+
+
+def routed_transactions(tx: DataFrame) -> DataFrame:
+    """Valid transactions (bronze columns), each twice: to its customer and to its terminal."""
+    route = F.explode(F.array(F.lit("c"), F.lit("t"))).alias("route")
+    kafka_ts = F.col("kafka_timestamp") if "kafka_timestamp" in tx.columns else F.lit(None).cast("timestamp")
+    rows = tx.select(route, "transaction_id", "customer_id", "terminal_id", "event_time", "event_date",
+                     F.col("amount").cast("double").alias("amount"), kafka_ts.alias("kafka_timestamp"))
+    return rows.select(
+        "route",
+        F.when(F.col("route") == "c", F.col("customer_id")).otherwise(F.col("terminal_id")).alias("key"),
+        F.lit("tx").alias("kind"),
+        "transaction_id",
+        F.unix_micros("event_time").alias("event_us"),
+        F.lit(None).cast("bigint").alias("reported_us"),
+        F.lit(None).cast("boolean").alias("is_fraud"),
+        "customer_id", "terminal_id", "event_time", "event_date", "amount", "kafka_timestamp",
+        F.col("event_time").alias(WATERMARK_COLUMN),
+    )
+
+
+def routed_labels(labels: DataFrame) -> DataFrame:
+    """Fraud labels (bronze label columns) to their terminal; they do not move the frontier."""
+    return labels.filter(F.col("is_fraud")).select(
+        F.lit("t").alias("route"),
+        F.col("terminal_id").alias("key"),
+        F.lit("label").alias("kind"),
+        "transaction_id",
+        F.lit(None).cast("bigint").alias("event_us"),
+        F.unix_micros("reported_at").alias("reported_us"),
+        F.col("is_fraud"),
+        "customer_id", "terminal_id",
+        F.lit(None).cast("timestamp").alias("event_time"),
+        F.lit(None).cast("date").alias("event_date"),
+        F.lit(None).cast("double").alias("amount"),
+        F.lit(None).cast("timestamp").alias("kafka_timestamp"),
+        F.lit(None).cast("timestamp").alias(WATERMARK_COLUMN),
+    )
+
+
+def _ddl(fields: list[tuple[str, str]]) -> str:
+    return ", ".join(f"`{name}` {dtype}" for name, dtype in fields)
+
+
+def output_fields(plan: StatePlan) -> list[tuple[str, str]]:
+    """The processor's output row: route, id, late flag, every state feature, the carried columns."""
+    carried = [(name, dtype) for name, dtype in _ROUTED if name in CARRY]
+    return [("route", "string"), ("transaction_id", "string"), ("is_late", "boolean"),
+            *[(name, "double") for name in plan.feature_names], *carried]
+
+
+def featurize_in_state(spark: SparkSession, routed: DataFrame, plan: StatePlan,
+                       initial: DataFrame | None = None) -> DataFrame:
+    """Apply the state processor to routed rows (streaming, or batch for tests and bootstraps)."""
+    lateness = timedelta(microseconds=plan.lateness_us)
+    config = plan.config(_ddl(_ROUTED), _ddl(output_fields(plan)), CARRY)
+    columns = [name for name, _ in _ROUTED]
+    source = routed.withWatermark(WATERMARK_COLUMN, f"{int(lateness.total_seconds() * 1000)} milliseconds") \
+        if routed.isStreaming else routed
+    # The watermark column's job ends at the watermark node: the operator sees the routed columns.
+    source = source.select(*columns)
+    # A batch query's state stores need the coordinator that the streams manager starts.
+    spark.streams  # noqa: B018
+    jvm = spark._jvm  # type: ignore[attr-defined]
+    init = initial.select(*columns)._jdf if initial is not None else None
+    out = jvm.dev.aegis.state.FeatureState.apply(source._jdf, config, init)
+    return DataFrame(out, spark)
+
+
+def merge_halves(halves: DataFrame, params: FeatureParams, plan: StatePlan) -> DataFrame:
+    """silver.features rows (before lineage columns) from one micro-batch's output of the processor."""
+    feats = declare_features(params)
+    customer_names = [str(s["name"]) for s in plan.routes["c"]]
+    terminal_names = [str(s["name"]) for s in plan.routes["t"]]
+    customer = halves.filter(F.col("route") == "c").select(
+        "transaction_id", F.col("is_late").alias("_c_late"), *CARRY, *customer_names)
+    terminal = halves.filter(F.col("route") == "t").select(
+        F.col("transaction_id").alias("_t_id"), F.col("is_late").alias("_t_late"), *terminal_names)
+    merged = customer.join(terminal, customer["transaction_id"] == terminal["_t_id"])
+    row = [f for f in feats if is_row_feature(f)]
+    merged = merged.select("*", *[row_feature(f, params).alias(f.name) for f in row])
+    return merged.select(*feature_row(feats, params, ("kafka_timestamp",)),
+                         (F.col("_c_late") | F.col("_t_late")).alias("is_late"))
+
+
+def plan_for(params: FeatureParams, lateness_seconds: float) -> StatePlan:
+    """The state plan of a stream with this lateness."""
+    return state_plan(params, timedelta(seconds=lateness_seconds))
+
+
