@@ -139,8 +139,14 @@ class StreamSettings(Strict):
     batch_checks: bool = Field(
         True, description="Record each micro-batch's data-quality results in quality.validation_results."
     )
-    history_refresh_batches: int = Field(
-        20, ge=1, description="Micro-batches between re-reads of the in-memory feature history from Delta."
+    cold_trigger_seconds: float = Field(
+        10.0, gt=0, description="Trigger of the cold query (quarantine, bronze, labels, quality results)."
+    )
+    duplicate_horizon_hours: float = Field(
+        168.0, gt=0, description="The cold path drops repeated transaction ids whose Kafka times lie this close."
+    )
+    state_bootstrap: bool = Field(
+        True, description="On a new checkpoint, seed the feature state from bronze (imported or earlier history)."
     )
 
 
