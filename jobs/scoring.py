@@ -89,8 +89,8 @@ class ModelScorer:
             self._checked = now
         return self.model
 
-    def __call__(self, features: DataFrame, batch_id: int | None = None) -> DataFrame:
+    def __call__(self, features: DataFrame, batch_id: int | None = None, keep: tuple[str, ...] = ()) -> DataFrame:
         model = self.current()
         return score_features(
-            features, model.path, model.name, model.version, self.names, self.source, self.run_id, batch_id
+            features, model.path, model.name, model.version, self.names, self.source, self.run_id, batch_id, keep
         )

@@ -68,7 +68,7 @@ def _one_file_per_partition(df: DataFrame, contract: TableContract) -> DataFrame
 
 def append_idempotent(
     df: DataFrame, contract: TableContract, root: Path | str, app_id: str, version: int,
-    user_metadata: Mapping[str, object] | None = None, verify: bool = True,
+    user_metadata: Mapping[str, object] | None = None, verify: bool = True, one_task: bool = False,
 ) -> bool:
     """Append once per (app_id, version): a replayed version is skipped. Returns whether it wrote.
 
@@ -79,6 +79,7 @@ def append_idempotent(
     against 0.4 s without). One writer per ``app_id`` is assumed (a streaming query, a run).
     ``verify=False`` skips the check when the caller knows ``version`` was never attempted before
     (a streaming query past its first micro-batch: only the first can be a replay).
+    ``one_task`` writes from one task without a shuffle (a micro-batch of a few thousand rows).
     """
     spark = df.sparkSession
     _ensure_known(spark, contract, root)
@@ -89,7 +90,7 @@ def append_idempotent(
         return False
     marker = json.dumps({"app": app_id, "version": version, **(user_metadata or {})}, default=str)
     (
-        _one_file_per_partition(conform(df, contract), contract)
+        (conform(df, contract).coalesce(1) if one_task else _one_file_per_partition(conform(df, contract), contract))
         .write.format("delta")
         .mode("append")
         .option("userMetadata", marker)

@@ -35,7 +35,7 @@ def _jars(folder: Path, required: tuple[str, ...], what: str) -> list[Path]:
 
 def spark_jar_paths(cache_dir: Path) -> list[Path]:
     """The jars to add to Spark (``spark.jars``): Delta Lake, the Kafka source/sink, Aegis' state module."""
-    return _jars(Path(cache_dir) / SPARK_JARS_DIR, _SPARK_REQUIRED, "Spark jars") + [aegis_state_jar(cache_dir)]
+    return [*_jars(Path(cache_dir) / SPARK_JARS_DIR, _SPARK_REQUIRED, "Spark jars"), aegis_state_jar(cache_dir)]
 
 
 def aegis_state_jar(cache_dir: Path) -> Path:

@@ -1,27 +1,37 @@
-"""Kafka clients for Python-side producers (simulator, replay); created by jobs, passed in."""
+"""Kafka readers and writers of the streaming queries (Spark's Kafka source and sink)."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-from kafka import KafkaProducer
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from conf.settings import Settings
 
+SCORE_PAYLOAD = ("transaction_id", "customer_id", "terminal_id", "event_time", "amount", "score", "decision",
+                 "model_name", "model_version", "policy_version", "feature_version", "top_reasons", "scored_at")
 
-def make_producer(settings: Settings) -> KafkaProducer:
-    """A producer tuned for throughput with durable acks (keys and values are bytes)."""
-    return KafkaProducer(
-        bootstrap_servers=settings.kafka.bootstrap_servers.split(","),
-        acks="all",
-        linger_ms=5,
-        batch_size=256 * 1024,
-        retries=5,
-        max_in_flight_requests_per_connection=1,  # keeps per-key order across retries
+
+def kafka_source(spark: SparkSession, settings: Settings, topics: list[str]) -> DataFrame:
+    """The given topics as one streaming DataFrame (Kafka's key, value, topic, partition, offset, timestamp)."""
+    k = settings.kafka
+    reader = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", k.bootstrap_servers)
+        .option("subscribe", ",".join(topics))
+        .option("startingOffsets", k.starting_offsets)
     )
+    if k.max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", k.max_offsets_per_trigger)
+    return reader.load()
 
 
-def encode(event: dict[str, Any]) -> bytes:
-    """Compact JSON bytes."""
-    return json.dumps(event, separators=(",", ":"), default=str).encode()
+def publish_scores(scores: DataFrame, settings: Settings) -> None:
+    """Each score with its top reasons to the scores topic, keyed by transaction id (at-least-once)."""
+    payload = F.to_json(F.struct(*SCORE_PAYLOAD))
+    (
+        scores.select(F.col("transaction_id").cast("binary").alias("key"), payload.cast("binary").alias("value"))
+        .write.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
+        .option("topic", settings.kafka.topics.scores)
+        .save()
+    )

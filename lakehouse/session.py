@@ -24,6 +24,7 @@ from conf.settings import Settings
 from lakehouse.jvm import spark_jar_paths
 
 LOG4J2_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "spark" / "log4j2-local.properties"
+FAIR_SCHEDULER_CONFIG = LOG4J2_CONFIG.with_name("fairscheduler.xml")
 # Printed by the JVM's module system for the --add-modules flag Spark's launcher always passes;
 # no logger or JVM option silences it.
 _JVM_STARTUP_NOISE = (b"WARNING: Using incubator modules: jdk.incubator.vector",)
@@ -69,6 +70,9 @@ def configure_builder(
         "spark.sql.extensions": DELTA_EXTENSION,
         "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
         "spark.sql.shuffle.partitions": str(spark.shuffle_partitions),
+        # The stream's hot and cold queries share the cores through weighted pools.
+        "spark.scheduler.mode": "FAIR",
+        "spark.scheduler.allocation.file": FAIR_SCHEDULER_CONFIG.as_uri(),
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.enabled": str(spark.ui_enabled).lower(),
         "spark.ui.showConsoleProgress": "false",

@@ -1,0 +1,155 @@
+"""The hot micro-batch: the state processor's output -> silver.features + gold.scores + scores topic.
+
+Named steps, in order: merge the two half rows of each transaction (customer and terminal
+route, same micro-batch) into silver's row; score every row with the ``@champion`` ensemble and
+its exact SHAP in one Arrow map; collect the batch's summary (the one action that runs the
+stateful plan, its result cached); then three independent writes on driver threads: gold (one
+blind idempotent append), silver (the same rows' features), the scores topic. Two Delta
+commits; nothing read back from Delta.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any
+
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from conf.settings import Settings
+from features.catalog import FeatureParams, declare_features
+from features.state_plan import StatePlan
+from lakehouse.delta_io import append_idempotent
+from lakehouse.kafka_io import publish_scores
+from lakehouse.tables import SCORES, features_table
+from models.spark_scoring import GOLD_COLUMNS
+from stream.state import merge_halves
+from stream.summary import BatchSummary
+
+log = logging.getLogger("aegis.stream.hot")
+
+ScoreFn = Callable[..., DataFrame]
+_SUMMARY = ("transaction_id", "customer_id", "amount", "score", "decision", "model_version", "top_reasons",
+            "latency_ms")
+
+
+def silver_rows(halves: DataFrame, params: FeatureParams, plan: StatePlan, app_id: str, batch_id: int) -> DataFrame:
+    """silver.features rows (with ``kafka_timestamp`` for the latency) of one micro-batch's halves."""
+    return merge_halves(halves, params, plan).select(
+        "*",
+        F.lit("stream").alias("source"),
+        F.lit(batch_id).cast("long").alias("stream_batch_id"),
+        F.lit(app_id).alias("run_id"),
+        F.current_timestamp().alias("computed_at"),
+    )
+
+
+class HotPath:
+    """The hot query's foreachBatch function. Keeps only summaries: all state is Spark's."""
+
+    def __init__(self, settings: Settings, params: FeatureParams, plan: StatePlan, scorer: ScoreFn | None) -> None:
+        self.settings = settings
+        self.params = params
+        self.plan = plan
+        self.scorer = scorer
+        self.app_id = settings.stream.query_name
+        self.silver = features_table(params)
+        self.silver_columns = [c.name for c in self.silver.columns]
+        self.feature_columns = [f.name for f in declare_features(params)]
+        self.history: list[BatchSummary] = []
+        self.flagged: list[dict[str, Any]] = []  # latest review/block rows, newest last
+        self._replay_possible = True  # only a run's first micro-batch can replay a half-written one
+
+    def __call__(self, halves: DataFrame, batch_id: int) -> None:
+        started = time.monotonic()
+        tracker = halves.sparkSession.sparkContext.statusTracker()
+        jobs_before = _job_count(tracker)
+        silver = silver_rows(halves, self.params, self.plan, self.app_id, batch_id)
+        summary = BatchSummary("hot", batch_id)
+        verify = self._replay_possible
+        root = self.settings.lakehouse_root
+        if self.scorer is None:  # features only (parity runs)
+            rows = silver.persist()
+            try:
+                summary.featurized = rows.count()
+                if summary.featurized:
+                    append_idempotent(rows, self.silver, root, f"{self.app_id}.silver", batch_id,
+                                      verify=verify, one_task=True)
+                    summary.delta_commits = 1
+                    summary.late = rows.filter(F.col("is_late")).count()
+            finally:
+                rows.unpersist()
+        else:
+            keep = tuple(c for c in self.silver_columns if c not in PASSED)
+            scored = self.scorer(silver, batch_id, keep=keep).persist()
+            try:
+                frame: pd.DataFrame = scored.select(*_SUMMARY, "keep_is_late").toPandas()  # runs the plan once
+                summary.featurized = summary.scored = len(frame)
+                if len(frame):
+                    self._summarize(frame, summary)
+                    gold = scored.select(*[c.name for c in SCORES.columns])
+                    silver_out = scored.select(*[F.col(c if c in PASSED else f"keep_{c}").alias(c)
+                                                 for c in self.silver_columns])
+                    steps: list[Callable[[], object]] = [
+                        lambda: append_idempotent(gold, SCORES, root, f"{self.app_id}.gold", batch_id,
+                                                  verify=verify, one_task=True),
+                        lambda: append_idempotent(silver_out, self.silver, root, f"{self.app_id}.silver", batch_id,
+                                                  verify=verify, one_task=True),
+                    ]
+                    if self.settings.stream.publish_scores:
+                        steps.append(lambda: publish_scores(gold, self.settings))
+                    run_concurrently(steps)
+                    summary.delta_commits = 2
+            finally:
+                scored.unpersist()
+        self._replay_possible = False
+        summary.seconds = time.monotonic() - started
+        summary.written_at = time.time()
+        summary.spark_jobs = _job_count(tracker) - jobs_before
+        self.history.append(summary)
+        if summary.featurized:
+            log.info("hot batch %d: %d scored (%d late) in %.2fs, %d Spark jobs", batch_id, summary.scored,
+                     summary.late, summary.seconds, summary.spark_jobs)
+
+    def _summarize(self, frame: pd.DataFrame, summary: BatchSummary) -> None:
+        latency = frame["latency_ms"].dropna()
+        summary.late = int(frame["keep_is_late"].sum())
+        summary.decisions = {str(k): int(v) for k, v in frame["decision"].value_counts().items()}
+        summary.latency_ms = {f"p{q}": float(latency.quantile(q / 100)) for q in (50, 95, 99)} if len(latency) else {}
+        summary.model_version = str(frame["model_version"].iloc[0])
+        flagged = frame[frame["decision"] != "allow"].nlargest(5, "score").drop(columns=["latency_ms", "keep_is_late"])
+        flagged["top_reasons"] = flagged["top_reasons"].map(_plain_reasons)
+        self.flagged = (self.flagged + flagged.to_dict("records"))[-20:]
+
+
+# Columns the scoring map passes to gold under their own names; silver's others come back as keep_<name>.
+PASSED = (*GOLD_COLUMNS, "feature_version")
+
+
+def _job_count(tracker: Any) -> int:
+    """Jobs the driver has started so far (all job groups)."""
+    return max(tracker.getJobIdsForGroup(None) or [-1]) + 1
+
+
+def run_concurrently(steps: list[Callable[[], object]]) -> None:
+    """Run the steps on driver threads and re-raise the first failure after all have ended."""
+    if len(steps) <= 1:
+        for step in steps:
+            step()
+        return
+    with ThreadPoolExecutor(max_workers=len(steps), thread_name_prefix="aegis-write") as pool:
+        futures = [pool.submit(step) for step in steps]
+        wait(futures)
+    for future in futures:
+        future.result()
+
+
+def _plain_reasons(reasons: Any) -> list[dict[str, Any]]:
+    """Top reasons as plain dicts, whichever way Arrow handed the structs over."""
+    if reasons is None:
+        return []
+    return [r.asDict() if hasattr(r, "asDict") else dict(r) for r in reasons]

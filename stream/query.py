@@ -1,0 +1,177 @@
+"""The two streaming queries of the stream: hot (Kafka -> state -> gold) and cold (bronze & co).
+
+Both read the transactions and labels topics, each on its own checkpoint under
+``paths.checkpoints``: ``<stream.query_name>.hot`` (trigger ``stream.trigger_seconds``) and
+``<stream.query_name>.cold`` (trigger ``stream.cold_trigger_seconds``). Their jobs run in
+separate FAIR scheduler pools, the hot one weighted higher (deploy/spark/fairscheduler.xml).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
+
+from conf.settings import Settings
+from features.catalog import FeatureParams
+from features.state_plan import StatePlan
+from lakehouse.kafka_io import kafka_source
+from quality.ingest import FAILED, parse_labels, parse_transactions
+from stream.bootstrap import initial_state, is_new_checkpoint
+from stream.cold import KIND, ColdPath
+from stream.hot import HotPath, ScoreFn
+from stream.state import featurize_in_state, plan_for, routed_labels, routed_transactions
+from stream.summary import BatchSummary
+
+log = logging.getLogger("aegis.stream")
+
+
+def parsed_records(raw: DataFrame, settings: Settings) -> DataFrame:
+    """Both topics contract-checked, as one frame of transaction and label columns with ``_kind``."""
+    topics = settings.kafka.topics
+    tx = parse_transactions(raw.filter(F.col("topic") == topics.transactions), settings.security.card_hash_key)
+    labels = parse_labels(raw.filter(F.col("topic") == topics.labels))
+    return tx.withColumn(KIND, F.lit("transaction")).unionByName(
+        labels.withColumn(KIND, F.lit("label")), allowMissingColumns=True)
+
+
+def hot_input(raw: DataFrame, settings: Settings) -> DataFrame:
+    """Valid transactions and fraud labels, routed to their customer and terminal keys."""
+    topics = settings.kafka.topics
+    tx = parse_transactions(raw.filter(F.col("topic") == topics.transactions), settings.security.card_hash_key)
+    labels = parse_labels(raw.filter(F.col("topic") == topics.labels))
+    valid = F.size(FAILED) == 0
+    return routed_transactions(tx.filter(valid)).unionByName(routed_labels(labels.filter(valid)))
+
+
+def cold_input(raw: DataFrame, settings: Settings) -> DataFrame:
+    """Parsed records with repeats dropped in state: a transaction id, a label (id, verdict, time),
+    or a failing record's Kafka position, seen again within ``stream.duplicate_horizon_hours``."""
+    parsed = parsed_records(raw, settings)
+    valid = F.size(FAILED) == 0
+    record_key = (
+        F.when(valid & (F.col(KIND) == "transaction"), F.concat_ws("|", F.lit("t"), "transaction_id"))
+        .when(valid, F.concat_ws("|", F.lit("l"), "transaction_id", F.col("is_fraud").cast("string"),
+                                 F.col("reported_at").cast("string")))
+        .otherwise(F.concat_ws("|", F.lit("q"), "kafka_topic", F.col("kafka_partition").cast("string"),
+                               F.col("kafka_offset").cast("string")))
+    )
+    # Processing time as the watermark column: no record is ever behind it (none is dropped as late).
+    hours = settings.stream.duplicate_horizon_hours
+    return (
+        parsed.withColumn("_record_key", record_key)
+        .withColumn("_seen_at", F.current_timestamp())
+        .withWatermark("_seen_at", f"{int(hours * 3600)} seconds")
+        .dropDuplicatesWithinWatermark(["_record_key"])
+    )
+
+
+@dataclass
+class StreamQueries:
+    """The running stream: both queries and their foreachBatch functions."""
+
+    hot: StreamingQuery
+    cold: StreamingQuery
+    hot_path: HotPath
+    cold_path: ColdPath
+    plan: StatePlan
+
+    @property
+    def queries(self) -> list[StreamingQuery]:
+        return [self.hot, self.cold]
+
+    def summaries(self) -> list[BatchSummary]:
+        """Every micro-batch summary of both queries, in the order they were written."""
+        both = list(self.hot_path.history) + list(self.cold_path.history)
+        return sorted(both, key=lambda b: b.written_at or 0.0)
+
+    @property
+    def flagged(self) -> list[dict[str, Any]]:
+        return list(self.hot_path.flagged)
+
+    def exception(self) -> Exception | None:
+        for query in self.queries:
+            if query.exception() is not None:
+                return query.exception()  # type: ignore[return-value]
+        return None
+
+    @property
+    def is_active(self) -> bool:
+        return all(q.isActive for q in self.queries)
+
+    def stop(self) -> None:
+        for query in self.queries:
+            if query.isActive:
+                query.stop()
+
+
+def start(spark: SparkSession, settings: Settings, params: FeatureParams, scorer: ScoreFn | None) -> StreamQueries:
+    """Start the hot and the cold query (the hot one seeded from bronze on a new checkpoint)."""
+    s = settings.stream
+    plan = plan_for(params, s.allowed_lateness_seconds)
+    topics = [settings.kafka.topics.transactions, settings.kafka.topics.labels]
+    hot_checkpoint = settings.checkpoint_root / f"{s.query_name}.hot"
+    initial = None
+    if s.state_bootstrap and is_new_checkpoint(hot_checkpoint):
+        initial = initial_state(spark, settings, plan)
+    halves = featurize_in_state(spark, hot_input(kafka_source(spark, settings, topics), settings), plan, initial)
+    hot_path = HotPath(settings, params, plan, scorer)
+    cold_path = ColdPath(settings)
+    hot = _start(halves, f"{s.query_name}.hot", hot_checkpoint, s.trigger_seconds, _in_pool("hot", hot_path))
+    cold = _start(cold_input(kafka_source(spark, settings, topics), settings), f"{s.query_name}.cold",
+                  settings.checkpoint_root / f"{s.query_name}.cold", s.cold_trigger_seconds,
+                  _in_pool("cold", cold_path))
+    log.info("stream: hot and cold queries started (checkpoints under %s)", settings.checkpoint_root)
+    return StreamQueries(hot, cold, hot_path, cold_path, plan)
+
+
+def _in_pool(pool: str, function: Any) -> Any:
+    def run(batch: DataFrame, batch_id: int) -> None:
+        batch.sparkSession.sparkContext.setLocalProperty("spark.scheduler.pool", pool)
+        function(batch, batch_id)
+
+    return run
+
+
+def _start(df: DataFrame, name: str, checkpoint: Any, trigger_seconds: float, function: Any) -> StreamingQuery:
+    return (
+        df.writeStream.queryName(name)
+        .foreachBatch(function)
+        .option("checkpointLocation", str(checkpoint))
+        .trigger(processingTime=f"{int(trigger_seconds * 1000)} milliseconds")
+        .start()
+    )
+
+
+def await_queries(run: StreamQueries, max_seconds: float | None = None, until_idle: bool = False,
+                  idle_seconds: float = 6.0) -> None:
+    """Block until a query fails, the time budget ends, or (until_idle) both have drained their input."""
+    started = time.monotonic()
+    idle_since: float | None = None
+    while run.is_active:
+        run.hot.awaitTermination(1.0)
+        if max_seconds is not None and time.monotonic() - started >= max_seconds:
+            break
+        if until_idle:
+            if any(_busy(q) for q in run.queries):
+                idle_since = None
+            elif idle_since is None:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since >= idle_seconds:
+                break
+    error = run.exception()
+    run.stop()
+    if error is not None:
+        raise RuntimeError(f"streaming query failed: {error}")
+
+
+def _busy(query: StreamingQuery) -> bool:
+    progress = query.lastProgress
+    status = query.status
+    return bool(progress is None or status.get("isDataAvailable") or status.get("isTriggerActive")
+                or progress.get("numInputRows", 0) > 0)
