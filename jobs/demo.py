@@ -28,7 +28,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from conf.settings import Settings
-from jobs import kafka_admin, simulate, stream, train
+from jobs import kafka_admin, simulate, train
 from jobs.base import JobConfig, JobContext
 from jobs.decision_shares import comparison_lines, live_shares, policy_targets
 from jobs.live_view import BatchFigures, LiveFigures, LiveTracker, LiveView, flagged_lines, plain_line
@@ -38,6 +38,8 @@ from lakehouse.delta_io import read_table
 from lakehouse.tables import SCORES, TRANSACTIONS
 from models.registry import CHAMPION, get_alias_version
 from sources.live import SimClock
+from stream.query import StreamQueries
+from stream.query import start as start_stream
 
 log = logging.getLogger("aegis.demo")
 MIN_LIVE_SECONDS = 10.0
@@ -64,12 +66,9 @@ def _population(config: DemoConfig, **extra: object) -> simulate.SimulateConfig:
                                    **extra)  # type: ignore[arg-type]
 
 
-def stream_figures(processor: stream.MicroBatchProcessor) -> tuple[list[BatchFigures], list[dict[str, Any]]]:
-    """What the live view reads from the stream: its micro-batch summaries and latest flagged rows.
-
-    The one place the demo looks into the streaming job; a rebuilt stream re-points this function.
-    """
-    return list(processor.history), list(processor.flagged)
+def stream_figures(queries: StreamQueries) -> tuple[list[BatchFigures], list[dict[str, Any]]]:
+    """What the live view reads from the stream: both queries' micro-batch summaries, latest flagged rows."""
+    return list(queries.summaries()), queries.flagged
 
 
 def _newest_event(spark: SparkSession, settings: Settings) -> pd.Timestamp | None:
@@ -130,30 +129,36 @@ def _start_api(settings: Settings, config: DemoConfig, spark: SparkSession) -> A
     return handle
 
 
-def _drain(query: Any, config: DemoConfig, scored: Callable[[], int], sent: int, show: Callable[[], None]) -> None:
-    """Let the stream finish what is in Kafka: until every sent transaction is scored, or the query is
-    idle, at most ``drain_seconds``."""
+def _drain(queries: StreamQueries, config: DemoConfig, scored: Callable[[], int], sent: int,
+           show: Callable[[], None]) -> None:
+    """Let the stream finish what is in Kafka: until every sent transaction is scored, or the queries
+    are idle, at most ``drain_seconds``."""
     until = time.monotonic() + config.drain_seconds
-    while query.isActive and time.monotonic() < until:
+    while queries.is_active and time.monotonic() < until:
         time.sleep(config.refresh_seconds)
         show()
         if scored() >= sent:
             return
-        progress, status = query.lastProgress, query.status
-        idle = not status.get("isDataAvailable") and not status.get("isTriggerActive")
-        if progress and progress.get("numInputRows", 0) == 0 and idle:
+        if all(_idle(q) for q in queries.queries):
             return
-    if query.isActive:
+    if queries.is_active:
         print(f"demo: the stream had not scored everything after {config.drain_seconds:.0f}s of draining "
               f"({scored():,} of {sent:,}); stopping it after its current micro-batch", flush=True)
 
 
-def _stop_between_batches(query: Any, timeout: float = 300.0) -> None:
-    """Stop the query once no micro-batch is running (stopping one midway cancels its Spark jobs)."""
+def _idle(query: Any) -> bool:
+    progress, status = query.lastProgress, query.status
+    waiting = not status.get("isDataAvailable") and not status.get("isTriggerActive")
+    return bool(progress and progress.get("numInputRows", 0) == 0 and waiting)
+
+
+def _stop_between_batches(queries: StreamQueries, timeout: float = 300.0) -> None:
+    """Stop each query once no micro-batch of it runs (stopping one midway cancels its Spark jobs)."""
     until = time.monotonic() + timeout
-    while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < until:
-        time.sleep(0.2)
-    query.stop()
+    for query in queries.queries:
+        while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < until:
+            time.sleep(0.2)
+        query.stop()
 
 
 def run(settings: Settings, config: DemoConfig) -> int:
@@ -166,7 +171,7 @@ def run(settings: Settings, config: DemoConfig) -> int:
           flush=True)
     kafka_admin.up(settings)
     spark: SparkSession | None = None
-    query: Any = None
+    queries: StreamQueries | None = None
     stop = threading.Event()
     producer: threading.Thread | None = None
     serving: Any = None
@@ -177,8 +182,7 @@ def run(settings: Settings, config: DemoConfig) -> int:
         sim_start, speed, seconds = _live_window(spark, settings, config)
         serving = _start_api(settings, config, spark)
         params = feature_params(settings)
-        processor = stream.MicroBatchProcessor(settings, params, ModelScorer(spark, settings, params, "stream"))
-        query = stream.start_query(spark, settings, processor)
+        queries = running = start_stream(spark, settings, params, ModelScorer(spark, settings, params, "stream"))
         # The first simulated hours are generated before the clock starts (two seconds from now).
         clock = SimClock(sim_start, time.time() + 2.0, speed)
         sim_end = sim_start + clock.sim_span(seconds)
@@ -191,23 +195,23 @@ def run(settings: Settings, config: DemoConfig) -> int:
         tracker = LiveTracker()
 
         def figures() -> LiveFigures:
-            summaries, flagged = stream_figures(processor)
+            summaries, flagged = stream_figures(running)
             shown = min(max(clock.sim_at(time.time()), sim_start), sim_end)
             return tracker.update(summaries, flagged, sent=sent, sim_time=f"{shown:%Y-%m-%d %H:%M}")
 
         with LiveView() as view:
             producer.start()
-            while producer.is_alive() and query.isActive:
+            while producer.is_alive() and running.is_active:
                 producer.join(timeout=config.refresh_seconds)
                 view.show(figures())
-            if query.isActive:
+            if running.is_active:
                 view.show(figures(), force=True)
                 if not view.tty:
                     print("demo: traffic done; letting the stream drain what is in Kafka", flush=True)
-                _drain(query, config, lambda: figures().scored, sent["transaction"], lambda: view.show(figures()))
-        if query.exception() is not None:
-            raise RuntimeError(f"streaming query failed: {query.exception()}")
-        _stop_between_batches(query)
+                _drain(running, config, lambda: figures().scored, sent["transaction"], lambda: view.show(figures()))
+        if running.exception() is not None:
+            raise RuntimeError(f"streaming query failed: {running.exception()}")
+        _stop_between_batches(running)
         final = figures()
         print("\n" + plain_line(final).replace("[live", "[final", 1), flush=True)
         for line in flagged_lines(final, limit=5):
@@ -221,8 +225,8 @@ def run(settings: Settings, config: DemoConfig) -> int:
         stop.set()
         if producer is not None and producer.is_alive():
             producer.join()  # its producer is closed before the broker stops
-        if query is not None and query.isActive:
-            _stop_between_batches(query, timeout=60.0)
+        if queries is not None and queries.is_active:
+            _stop_between_batches(queries, timeout=60.0)
         if serving is not None:
             serving.stop()  # the API, the sync queries and the embedded PostgreSQL, before Spark and the broker
         if spark is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import uuid
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -54,9 +55,30 @@ def build(settings: Settings, date_from: date | None, date_to: date | None) -> i
     return 0
 
 
-def parity(settings: Settings, date_from: date | None, date_to: date | None) -> int:
-    """Recompute the range in batch and compare with what the stream wrote; non-zero on mismatch."""
-    first, last = _require_range(date_from, date_to)
+@dataclass(frozen=True)
+class ParityReport:
+    """Stream rows against the batch engine's recomputation of the same transactions."""
+
+    first: date
+    last: date
+    stream_rows: int
+    batch_rows: int
+    unmatched: int
+    overtaken: int  # rows whose windows gained a late event after the stream computed them
+    held: int  # rows still held behind the stream's frontier
+    max_difference: dict[str, float | None]
+
+    @property
+    def mismatched(self) -> list[str]:
+        return [n for n, v in self.max_difference.items() if v is None or v > PARITY_TOLERANCE]
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatched and self.unmatched == 0 and self.stream_rows > 0
+
+
+def compare(settings: Settings, first: date, last: date) -> ParityReport:
+    """Recompute the range's stream rows in batch and measure the largest difference per feature."""
     spark = create_session(settings, "features-parity")
     params = feature_params(settings)
     names = [f.name for f in declare_features(params)]
@@ -88,19 +110,23 @@ def parity(settings: Settings, date_from: date | None, date_to: date | None) -> 
         *diffs,
     ).first()
     assert counts is not None
-    stream_rows, batch_rows, unmatched = counts["_stream_rows"], counts["_batch_rows"], counts["_unmatched"] or 0
-    print(f"parity {first}..{last}: stream rows {stream_rows:,}, batch rows {batch_rows:,}, unmatched {unmatched:,}"
-          f" (left out: late rows, {overtaken.count():,} rows whose windows gained a late event after the"
-          f" stream computed them, and {held:,} rows still held behind the stream's frontier)")
+    return ParityReport(first, last, counts["_stream_rows"], counts["_batch_rows"], counts["_unmatched"] or 0,
+                        overtaken.count(), held, {n: counts[n] for n in names})
+
+
+def parity(settings: Settings, date_from: date | None, date_to: date | None) -> int:
+    """Recompute the range in batch and compare with what the stream wrote; non-zero on mismatch."""
+    first, last = _require_range(date_from, date_to)
+    report = compare(settings, first, last)
+    print(f"parity {first}..{last}: stream rows {report.stream_rows:,}, batch rows {report.batch_rows:,}, "
+          f"unmatched {report.unmatched:,} (left out: late rows, {report.overtaken:,} rows whose windows gained a "
+          f"late event after the stream computed them, and {report.held:,} rows still held behind the stream's "
+          "frontier)")
     print(f"{'feature':<40} {'max |stream - batch|':>22}")
-    bad = 0
-    for n in names:
-        value = counts[n]
+    for n, value in report.max_difference.items():
         flag = "" if value is not None and value <= PARITY_TOLERANCE else "  MISMATCH"
-        if value is None and stream_rows == 0:
+        if value is None and report.stream_rows == 0:
             flag = "  (no stream rows)"
-        bad += bool(flag)
         print(f"{n:<40} {('-' if value is None else f'{value:.3e}'):>22}{flag}")
-    ok = bad == 0 and unmatched == 0 and stream_rows > 0
-    print("parity: OK" if ok else "parity: FAILED", file=sys.stdout if ok else sys.stderr)
-    return 0 if ok else 1
+    print("parity: OK" if report.ok else "parity: FAILED", file=sys.stdout if report.ok else sys.stderr)
+    return 0 if report.ok else 1

@@ -13,7 +13,8 @@
 # What it passes to spark-submit (the one place this is written down):
 #   --properties-file deploy/spark/spark-defaults.conf   Delta, RocksDB state store, UTC, arrow, sizing
 #   --jars <cache>/spark-jars/*.jar                      the Maven manifest deploy/spark/pom.xml,
-#                                                        resolved by deploy/fetch-jars.sh
+#                                                        resolved by deploy/fetch-jars.sh, and
+#          <cache>/aegis-jars/aegis-state.jar            the stream's state module (jvm/, deploy/build-jvm.sh)
 #   log4j2: -Dlog4j2.configurationFile=deploy/spark/log4j2.properties (driver and executors)
 #   code:   the top-level packages pyproject.toml declares ([tool.setuptools] packages, or its
 #           packages.find include/exclude patterns) are zipped into
@@ -84,6 +85,9 @@ for prefix in delta-spark_ delta-storage- spark-sql-kafka-0-10_ kafka-clients-; 
     done
     [[ $found -eq 1 ]] || die "no $prefix*.jar in $jars_dir; run \`deploy/fetch-jars.sh $cache\`"
 done
+state_jar="$cache/aegis-jars/aegis-state.jar"
+[[ -f "$state_jar" ]] || die "$state_jar does not exist; run \`deploy/build-jvm.sh $cache\` (or \`make setup\`)"
+jars+=("$state_jar")
 jars_csv="$(IFS=,; echo "${jars[*]}")"
 
 # --- code: one content-addressed build of the packages, zipped and unpacked ------------------

@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 
 from conf.settings import Settings
 from features.catalog import feature_names
-from jobs import importer, simulate, stream
+from jobs import importer, simulate
 from jobs.backfill import BackfillConfig, backfill, maintain, record_run
 from jobs.base import JobContext
 from jobs.pipeline import overtaken_by_late_arrivals
@@ -21,6 +21,7 @@ from jobs.tables import feature_params
 from lakehouse.delta_io import read_table
 from lakehouse.tables import RUN_LOG, SCORES, features_table
 from sources.fixtures import write_handbook_fixture
+from stream.query import await_queries, start
 from tests.integration.conftest import CUSTOMERS, TERMINALS, isolated_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -38,16 +39,14 @@ def lake(spark, settings: Settings, kafka_broker, trained, tmp_path_factory: pyt
     simulate.produce(s, simulate.SimulateConfig(rate=0, count=120, customers=CUSTOMERS, terminals=TERMINALS,
                                                 seed=33))
     params = feature_params(s)
-    processor = stream.MicroBatchProcessor(s, params, ModelScorer(spark, s, params, "stream"))
-    query = stream.start_query(spark, s, processor)
+    queries = start(spark, s, params, ModelScorer(spark, s, params, "stream"))
     try:
         # The stream writes today's partitions while the backfill replaces the fixture's days.
         backfill(JobContext(s, spark, run_id="bf-first"),
                  BackfillConfig(date_from=FIXTURE_DAYS[0], date_to=FIXTURE_DAYS[-1]))
-        stream.await_query(query, stream.StreamConfig(until_idle=True, max_seconds=240, idle_seconds=5))
+        await_queries(queries, max_seconds=240, until_idle=True, idle_seconds=5)
     finally:
-        if query.isActive:
-            query.stop()
+        queries.stop()
     return s
 
 

@@ -2,7 +2,8 @@
 
 Two inputs: a multi-day slice of the handbook data replayed on a compressed clock on top of
 imported history, and simulator traffic with out-of-order events inside the allowed lateness.
-The stream runs features only (no scorer); ``aegis features parity`` recomputes in batch.
+The stream runs features only (no scorer); the batch engine recomputes the same transactions
+(``jobs.features_job.compare``, what ``aegis features parity`` prints).
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import pytest
 from pyspark.sql import functions as F
 
 from conf.settings import Settings
-from jobs import features_job, importer, replay, simulate, stream
-from jobs.pipeline import TargetSpan, history_for, overtaken_by_late_arrivals
+from jobs import features_job, importer, replay, simulate
+from jobs.pipeline import overtaken_by_late_arrivals
 from jobs.tables import feature_params
 from lakehouse.delta_io import read_table
 from lakehouse.tables import TRANSACTIONS, features_table
+from stream.query import StreamQueries, await_queries, start
 from tests.integration.conftest import isolated_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -29,17 +31,22 @@ REPLAYED = (date(2018, 4, 11), date(2018, 4, 13))
 LATENESS = 7200.0
 
 
-def _featurize_live(spark, s: Settings, produce) -> stream.MicroBatchProcessor:
+def _featurize_live(spark, s: Settings, produce) -> StreamQueries:
     """Run the stream (features only) while ``produce()`` publishes, until it is drained."""
-    processor = stream.MicroBatchProcessor(s, feature_params(s), scorer=None)
-    query = stream.start_query(spark, s, processor)
+    queries = start(spark, s, feature_params(s), scorer=None)
     try:
         produce()
-        stream.await_query(query, stream.StreamConfig(until_idle=True, max_seconds=400, idle_seconds=6))
+        await_queries(queries, max_seconds=400, until_idle=True, idle_seconds=6)
     finally:
-        if query.isActive:
-            query.stop()
-    return processor
+        queries.stop()
+    return queries
+
+
+def _assert_parity(s: Settings, first: date, last: date) -> features_job.ParityReport:
+    report = features_job.compare(s, first, last)
+    assert report.ok, report
+    assert report.stream_rows == report.batch_rows > 0
+    return report
 
 
 def _silver_stream(spark, s: Settings):
@@ -47,7 +54,7 @@ def _silver_stream(spark, s: Settings):
 
 
 def test_handbook_slice_replayed_through_the_broker(spark, settings: Settings, kafka_broker, handbook_dir: Path,
-                                                    tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+                                                    tmp_path: Path) -> None:
     # Two partitions are produced a few ms apart; at ~8,600x that is minutes of event time.
     s = isolated_settings(settings, "hbparity", stream__allowed_lateness_seconds=LATENESS,
                           stream__publish_scores=False)
@@ -61,9 +68,10 @@ def test_handbook_slice_replayed_through_the_broker(spark, settings: Settings, k
     importer.run(s, importer.ImportConfig(paths=[str(tmp_path / "history.parquet")]), spark)
     # Three days in about 30 s of wall clock: several micro-batches, each with history.
     speed = (REPLAYED[1] - REPLAYED[0] + timedelta(days=1)).total_seconds() / 30.0
-    processor = _featurize_live(spark, s, lambda: replay.run(
+    # The imported history reaches the stream once, as the state's initial rows (no Delta reads after).
+    queries = _featurize_live(spark, s, lambda: replay.run(
         s, replay.ReplayConfig(paths=[str(tmp_path / "live.parquet")], speed=speed, label_delay="1d")))
-    assert len([b for b in processor.history if b.featurized]) >= 3
+    assert len([b for b in queries.hot_path.history if b.featurized]) >= 3
 
     silver = _silver_stream(spark, s).toPandas()
     assert not silver["is_late"].any()
@@ -72,22 +80,12 @@ def test_handbook_slice_replayed_through_the_broker(spark, settings: Settings, k
     due = live[live["tx_datetime"] <= newest - pd.Timedelta(seconds=LATENESS)]
     assert set(due["transaction_id"].astype(str)) <= set(silver["transaction_id"])
     assert len(silver) >= len(due) > 0.95 * len(live)
-    capsys.readouterr()
-    assert features_job.parity(s, *REPLAYED) == 0, capsys.readouterr().out
-    assert ", 0 rows whose windows gained a late event" in capsys.readouterr().out
-    # The history the stream kept in memory (parts added batch by batch) is what Delta now holds.
-    span = TargetSpan(REPLAYED[1], REPLAYED[1], F.lit(False))
-    kept = processor.feature_history.view(span)
-    read = history_for(spark, s, feature_params(s), span, processor.feature_history.carry)
-    for in_memory, in_delta in zip(kept, read, strict=True):
-        assert in_memory.count() == in_delta.count() > 0
-        assert in_memory.exceptAll(in_delta).count() == 0
+    report = _assert_parity(s, *REPLAYED)
+    assert report.overtaken == 0
 
 
-def test_out_of_order_events_inside_the_lateness(spark, settings: Settings, kafka_broker,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    s = isolated_settings(settings, "ooparity", stream__allowed_lateness_seconds=5.0, stream__history_refresh_batches=2,
-                          stream__publish_scores=False)
+def test_out_of_order_events_inside_the_lateness(spark, settings: Settings, kafka_broker) -> None:
+    s = isolated_settings(settings, "ooparity", stream__allowed_lateness_seconds=5.0, stream__publish_scores=False)
     kafka_broker.ensure_topics({s.kafka.topics.transactions: 2, s.kafka.topics.labels: 2})
     shuffled = simulate.SimulateConfig(rate=50, count=500, customers=40, terminals=30, seed=8,
                                        out_of_order_fraction=0.2, max_out_of_order_seconds=2.0,
@@ -110,6 +108,4 @@ def test_out_of_order_events_inside_the_lateness(spark, settings: Settings, kafk
     featurized = {r[0] for r in silver.select("transaction_id").collect()}
     assert set(due["transaction_id"]) <= featurized and len(due) >= 500
     today = pd.Timestamp.now(tz="UTC").date()
-    capsys.readouterr()
-    assert features_job.parity(s, today - timedelta(days=1), today + timedelta(days=1)) == 0, \
-        capsys.readouterr().out
+    _assert_parity(s, today - timedelta(days=1), today + timedelta(days=1))

@@ -41,10 +41,15 @@ SIZING_KEYS = {"spark.driver.memory", "spark.executor.cores", "spark.executor.me
                "spark.sql.shuffle.partitions", "spark.default.parallelism"}
 # Metrics the stream and the API export, with their labels (a histogram's buckets also have `le`).
 METRICS: dict[str, set[str]] = {
-    "aegis_stream_input_rows_per_second": set(),
-    "aegis_stream_processed_rows_per_second": set(),
-    "aegis_stream_batch_duration_seconds": set(),
-    "aegis_stream_state_rows": set(),
+    "aegis_stream_input_rows_per_second": {"query"},
+    "aegis_stream_processed_rows_per_second": {"query"},
+    "aegis_stream_batch_duration_seconds": {"query"},
+    "aegis_stream_state_rows": {"query"},
+    "aegis_stream_state_memory_bytes": {"query"},
+    "aegis_stream_scored_total": set(),
+    "aegis_stream_late_total": set(),
+    "aegis_stream_ingested_total": set(),
+    "aegis_stream_labels_total": set(),
     "aegis_stream_quarantined_total": set(),
     "aegis_stream_decisions_total": {"decision"},
     "aegis_stream_score_latency_seconds": {"quantile"},
