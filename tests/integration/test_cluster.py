@@ -283,6 +283,7 @@ def test_stream_on_the_cluster(cluster: Cluster, job_env: dict[str, str], spark:
     gold = read_table(spark, SCORES, root).filter(F.col("source") == "stream")
     assert gold.count() == gold.select("transaction_id").distinct().count() == counts["transaction"], tail
     assert gold.filter(F.col("model_version") != trained["version"]).count() == 0
-    assert (job.checkpoint_root / "aegis-stream-cluster" / "commits").is_dir()
+    for query in ("hot", "cold"):
+        assert (job.checkpoint_root / f"aegis-stream-cluster.{query}" / "commits").is_dir(), query
     executor_dirs = cluster.app_dirs(_app_id(cluster, "aegis-stream"))
     assert any((folder / SCORING_PYC).is_file() for folder in executor_dirs), executor_dirs
