@@ -1,9 +1,10 @@
 """A numpy reference of the declared window features (the stream benchmark's Spark-free loop).
 
 The reference keeps, per customer and per terminal, the recent events as flat arrays (no Spark,
-no state store: the work the stream does, done in one Python process). This module computes each declared customer or terminal feature for target
-events of such arrays, vectorized (one sort, ``searchsorted`` for every window bound, segmented
-reductions), with the batch engine's semantics (:mod:`features.engine`, the reference):
+no state store: the work the stream does, done in one Python process). This module computes each
+declared customer or terminal feature for target events of such arrays, vectorized (one sort,
+``searchsorted`` for every window bound, segmented reductions), with the batch engine's
+semantics (:mod:`features.engine`, the reference):
 
 * a window ``(t - offset - length, t - offset]`` in event-time microseconds, ties included;
 * ``seconds_since_previous``: the previous event in (time, transaction id) order, capped;

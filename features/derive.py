@@ -61,7 +61,7 @@ def calendar(feat: Feature, params: FeatureParams) -> Column:
     return F.sin(angle) if feat.aggregation is Aggregation.CYCLIC_SIN else F.cos(angle)
 
 
-def feature_row(feats: list[Feature], params: FeatureParams, carry: tuple[str, ...] = ()) -> list[Column]:
+def feature_row(feats: list[Feature], params: FeatureParams, carry: tuple[str, ...] = ()) -> list[Column | str]:
     """The output row of every engine: keys, each feature with its declared fill, the version, carry."""
     return [
         *KEY_COLUMNS,

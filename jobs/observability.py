@@ -80,10 +80,10 @@ class StreamMetrics(StreamingQueryListener, Collector):
         for b in batches:
             for k, v in b.decisions.items():
                 decisions[k] = decisions.get(k, 0) + v
-        family = CounterMetricFamily("aegis_stream_decisions", "Scores by decision.", labels=["decision"])
+        by_decision = CounterMetricFamily("aegis_stream_decisions", "Scores by decision.", labels=["decision"])
         for k, v in sorted(decisions.items()):
-            family.add_metric([k], float(v))
-        yield family
+            by_decision.add_metric([k], float(v))
+        yield by_decision
         latest = next((b.latency_ms for b in reversed(batches) if b.latency_ms), {})
         family = GaugeMetricFamily("aegis_stream_score_latency_seconds",
                                    "Kafka append to score latency of the last scored micro-batch.",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -55,7 +56,7 @@ class ColdPath:
             summary.bronze = counts.get(("transaction", True), 0)
             summary.labels = counts.get(("label", True), 0)
             summary.quarantined = counts.get(("transaction", False), 0) + counts.get(("label", False), 0)
-            steps = []
+            steps: list[Callable[[], object]] = []
             if summary.quarantined:
                 bad = quarantine_rows(batch, "stream", batch_id)
                 steps.append(lambda: append_idempotent(bad, QUARANTINE, root, f"{self.app_id}.quarantine",

@@ -154,7 +154,7 @@ def await_queries(run: StreamQueries, max_seconds: float | None = None, until_id
     started = time.monotonic()
     idle_since: float | None = None
     while run.is_active:
-        run.hot.awaitTermination(1.0)
+        run.hot.awaitTermination(1)
         if max_seconds is not None and time.monotonic() - started >= max_seconds:
             break
         if until_idle:

@@ -12,6 +12,7 @@ them into silver's row.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -91,7 +92,7 @@ def featurize_in_state(spark: SparkSession, routed: DataFrame, plan: StatePlan,
     source = source.select(*columns)
     # A batch query's state stores need the coordinator that the streams manager starts.
     spark.streams  # noqa: B018
-    jvm = spark._jvm  # type: ignore[attr-defined]
+    jvm: Any = spark._jvm  # type: ignore[attr-defined]
     init = initial.select(*columns)._jdf if initial is not None else None
     out = jvm.dev.aegis.state.FeatureState.apply(source._jdf, config, init)
     return DataFrame(out, spark)
