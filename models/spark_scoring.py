@@ -7,7 +7,6 @@ so micro-batches reuse it; a new path (a new ``@champion``) loads the new versio
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -60,29 +59,27 @@ def _scorer(model_path: str) -> Any:
     return scorer
 
 
-def _score_batches(model_path: str, feature_names: list[str]):
-    def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+def _score_columns(model_path: str, feature_names: list[str]):
+    def score(*columns: pa.Array) -> pa.Array:
         scorer = _scorer(model_path)
-        for batch in batches:
-            if batch.num_rows == 0:
-                continue
-            frame = pd.DataFrame({name: batch.column(name).to_numpy(zero_copy_only=False)
-                                  for name in feature_names})
-            out = scorer.score(frame)
-            shap = np.asarray(out["shap"].tolist(), dtype=np.float64).reshape(len(frame), -1)
-            offsets = np.arange(0, shap.size + 1, shap.shape[1], dtype=np.int32)
-            now = pd.Timestamp.now(tz="UTC").value // 1000
-            arrays = [
-                pa.array(out["score"].to_numpy(dtype=np.float64)),
-                pa.array(out["decision"].to_numpy(), type=pa.string()),
-                pa.array(out["policy_version"].to_numpy(), type=pa.string()),
-                pa.array(out["top_reasons"].to_numpy(), type=pa.string()),
-                pa.ListArray.from_arrays(pa.array(offsets), pa.array(shap.ravel())),
-                pa.array(out["expected_value"].to_numpy(dtype=np.float64)),
-                pa.array(np.full(len(frame), now, dtype=np.int64), type=pa.timestamp("us", tz="UTC")),
-            ]
-            yield pa.RecordBatch.from_arrays([*batch.columns, *arrays],
-                                             names=[*batch.schema.names, *_UDF_OUTPUT.fieldNames()])
+        frame = pd.DataFrame({name: column.to_numpy(zero_copy_only=False)
+                              for name, column in zip(feature_names, columns, strict=True)})
+        n = len(frame)
+        out = scorer.score(frame)
+        shap = np.asarray(out["shap"].tolist(), dtype=np.float64).reshape(n, -1) if n else np.empty((0, 0))
+        width = shap.shape[1] if n else 0
+        offsets = np.arange(0, shap.size + 1, max(width, 1), dtype=np.int32)[: n + 1]
+        now = pd.Timestamp.now(tz="UTC").value // 1000
+        arrays = [
+            pa.array(out["score"].to_numpy(dtype=np.float64)),
+            pa.array(out["decision"].to_numpy(), type=pa.string()),
+            pa.array(out["policy_version"].to_numpy(), type=pa.string()),
+            pa.array(out["top_reasons"].to_numpy(), type=pa.string()),
+            pa.ListArray.from_arrays(pa.array(offsets), pa.array(shap.ravel())),
+            pa.array(out["expected_value"].to_numpy(dtype=np.float64)),
+            pa.array(np.full(n, now, dtype=np.int64), type=pa.timestamp("us", tz="UTC")),
+        ]
+        return pa.StructArray.from_arrays(arrays, names=_UDF_OUTPUT.fieldNames())
 
     return score
 
@@ -103,23 +100,23 @@ def score_features(
 ) -> DataFrame:
     """gold.scores rows for a silver.features DataFrame (optionally with ``kafka_timestamp``).
 
-    One Arrow map, no join: each row's keys pass through the scoring UDF untouched. ``keep``
-    columns of ``features`` (not gold's) stay in the output as ``keep_<name>`` (the stream keeps
-    silver's columns, so silver and gold are written from the same scored rows).
+    One scalar Arrow UDF over the feature columns, no join: only the features go to Python and
+    only the score struct comes back; every other column stays in the JVM. ``keep`` columns of
+    ``features`` (not gold's) stay in the output as ``keep_<name>`` (the stream keeps silver's
+    columns, so silver and gold are written from the same scored rows).
     """
     kafka_ts = (
         F.col("kafka_timestamp") if "kafka_timestamp" in features.columns else F.lit(None).cast("timestamp")
     )
-    passed = [*GOLD_COLUMNS, "feature_version", *keep]
-    inputs = features.select(*passed, *[F.col(n) for n in feature_names if n not in passed],
-                             kafka_ts.alias("_kafka_ts"))
+    inputs = features
     # SHAP is the costly step: spread it over every core even when a small micro-batch sits in fewer
     # partitions (adaptive execution coalesces them to one).
     parallelism = features.sparkSession.sparkContext.defaultParallelism
     if features.rdd.getNumPartitions() < parallelism:
         inputs = inputs.repartition(parallelism)
-    schema = StructType([*inputs.schema.fields, *_UDF_OUTPUT.fields])
-    scored = inputs.mapInArrow(_score_batches(model_path, feature_names), schema)
+    udf = F.arrow_udf(_score_columns(model_path, feature_names), _UDF_OUTPUT)  # type: ignore[call-overload]
+    scored = inputs.select(*GOLD_COLUMNS, "feature_version", *keep, kafka_ts.alias("_kafka_ts"),
+                           udf(*[F.col(n) for n in feature_names]).alias("_s")).select("*", "_s.*")
     latency = (F.unix_micros("scored_at") - F.unix_micros("_kafka_ts")) / 1000.0
     return scored.select(
         *GOLD_COLUMNS,

@@ -93,9 +93,14 @@ def featurize_in_state(spark: SparkSession, routed: DataFrame, plan: StatePlan,
     # A batch query's state stores need the coordinator that the streams manager starts.
     spark.streams  # noqa: B018
     jvm: Any = spark._jvm  # type: ignore[attr-defined]
-    init = initial.select(*columns)._jdf if initial is not None else None
+    init = _seed(initial, columns)._jdf if initial is not None else None
     out = jvm.dev.aegis.state.FeatureState.apply(source._jdf, config, init)
     return DataFrame(out, spark)
+
+
+def _seed(initial: DataFrame, columns: list[str]) -> DataFrame:
+    """Routed history rows as one row per key (route, key, rows): the processor writes each key once."""
+    return initial.groupBy("route", "key").agg(F.collect_list(F.struct(*columns)).alias("rows"))
 
 
 def merge_halves(halves: DataFrame, params: FeatureParams, plan: StatePlan) -> DataFrame:

@@ -141,17 +141,24 @@ public final class FeatureProcessor extends StatefulProcessorWithInitialState<St
         return CollectionConverters.asScala(out.iterator());
     }
 
+    /**
+     * One call per key on a new checkpoint: {@code seed} holds the key's bronze history as a list
+     * ({@code rows}) of routed rows, so the key's state is written once, not once per event.
+     */
     @Override
-    public void handleInitialState(String key, Row row, TimerValues timers) {
+    public void handleInitialState(String key, Row seed, TimerValues timers) {
         StateConfig.Route route = route(key);
         KeyState state = load(route);
-        String id = row.getString(layout.id);
-        if ("label".equals(row.getString(layout.kind))) {
-            if (!row.isNullAt(layout.isFraud) && row.getBoolean(layout.isFraud)) {
-                state.addFraud(id, row.getLong(layout.reportedUs));
+        for (Row row : seed.<Row>getList(seed.fieldIndex("rows"))) {
+            String id = row.getString(row.fieldIndex("transaction_id"));
+            if ("label".equals(row.getString(row.fieldIndex("kind")))) {
+                int fraud = row.fieldIndex("is_fraud");
+                if (!row.isNullAt(fraud) && row.getBoolean(fraud)) {
+                    state.addFraud(id, row.getLong(row.fieldIndex("reported_us")));
+                }
+            } else if (!state.contains(id)) {
+                state.add(event(route, row));
             }
-        } else if (!state.contains(id)) {
-            state.add(event(route, row));
         }
         save(route, state);
     }
@@ -171,7 +178,8 @@ public final class FeatureProcessor extends StatefulProcessorWithInitialState<St
             Object value = row.get(row.fieldIndex(route.strings.get(i)));
             strings[i] = value == null ? "" : value.toString();
         }
-        return new KeyState.Event(row.getLong(layout.eventUs), row.getString(layout.id), numbers, strings);
+        return new KeyState.Event(row.getLong(row.fieldIndex("event_us")), row.getString(row.fieldIndex("transaction_id")),
+                numbers, strings);
     }
 
     /** Pending events the frontier has passed, in event-time order. */
