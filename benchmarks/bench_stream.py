@@ -241,6 +241,8 @@ def _stream_run(spark, settings, params, scorer, publish) -> tuple[object, dict]
         "spark_jobs_per_batch": round(float(np.mean([b.spark_jobs for b in hot])), 1) if hot else None,
         "delta_commits_per_batch": round(float(np.mean([b.delta_commits for b in hot])), 2) if hot else None,
         "driver_seconds_per_batch": round(float(np.mean([b.seconds for b in hot])), 3) if hot else None,
+        "compute_seconds_per_batch": round(float(np.mean([b.compute_seconds for b in hot])), 3) if hot else None,
+        "write_seconds_per_batch": round(float(np.mean([b.write_seconds for b in hot])), 3) if hot else None,
         "events_per_batch": round(float(np.mean([b.scored for b in hot])), 1) if hot else None,
         "state_rows": int(sum(op.get("numRowsTotal", 0) for op in operators)),
         "state_megabytes": round(sum(op.get("memoryUsedBytes", 0) for op in operators) / 1e6, 1),
@@ -248,6 +250,8 @@ def _stream_run(spark, settings, params, scorer, publish) -> tuple[object, dict]
         "cold_batches": len(queries.cold_path.history),
         "cold_seconds_per_batch": round(float(np.mean([b.seconds for b in queries.cold_path.history])), 2)
         if queries.cold_path.history else None,
+        "cold_compute_seconds_per_batch": round(float(np.mean(
+            [b.compute_seconds for b in queries.cold_path.history])), 2) if queries.cold_path.history else None,
     }
     return queries, per_batch
 

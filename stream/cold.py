@@ -48,7 +48,8 @@ class ColdPath:
         try:
             counts = {(r[KIND], r["valid"]): int(r["n"]) for r in batch.groupBy(
                 KIND, (F.size(FAILED) == 0).alias("valid")).agg(F.count(F.lit(1)).alias("n")).collect()}
-            summary = BatchSummary("cold", batch_id, records=sum(counts.values()))
+            summary = BatchSummary("cold", batch_id, records=sum(counts.values()),
+                                   compute_seconds=time.monotonic() - started)
             if not counts:
                 return
             tx = batch.filter(F.col(KIND) == "transaction")
@@ -72,7 +73,9 @@ class ColdPath:
             if self.settings.stream.batch_checks and counts.get(("transaction", True), 0) + counts.get(
                     ("transaction", False), 0):
                 steps.append(lambda: self._record_checks(spark, tx, batch_id, verify))
+            writes_started = time.monotonic()
             run_concurrently(steps)
+            summary.write_seconds = time.monotonic() - writes_started
             summary.delta_commits = len(steps)
             summary.seconds = time.monotonic() - started
             summary.written_at = time.time()

@@ -88,6 +88,7 @@ class HotPath:
             scored = self.scorer(silver, batch_id, keep=keep).persist()
             try:
                 frame: pd.DataFrame = scored.select(*_SUMMARY, "keep_is_late").toPandas()  # runs the plan once
+                summary.compute_seconds = time.monotonic() - started
                 summary.featurized = summary.scored = len(frame)
                 if len(frame):
                     self._summarize(frame, summary)
@@ -102,7 +103,9 @@ class HotPath:
                     ]
                     if self.settings.stream.publish_scores:
                         steps.append(lambda: publish_scores(gold, self.settings))
+                    writes_started = time.monotonic()
                     run_concurrently(steps)
+                    summary.write_seconds = time.monotonic() - writes_started
                     summary.delta_commits = 2
             finally:
                 scored.unpersist()

@@ -104,19 +104,25 @@ def _seed(initial: DataFrame, columns: list[str]) -> DataFrame:
 
 
 def merge_halves(halves: DataFrame, params: FeatureParams, plan: StatePlan) -> DataFrame:
-    """silver.features rows (before lineage columns) from one micro-batch's output of the processor."""
+    """silver.features rows (before lineage columns) from one micro-batch's output of the processor.
+
+    One aggregation by transaction id, not a join of the two routes: a self-join would run the
+    stateful operator once per side.
+    """
     feats = declare_features(params)
-    customer_names = [str(s["name"]) for s in plan.routes["c"]]
-    terminal_names = [str(s["name"]) for s in plan.routes["t"]]
-    customer = halves.filter(F.col("route") == "c").select(
-        "transaction_id", F.col("is_late").alias("_c_late"), *CARRY, *customer_names)
-    terminal = halves.filter(F.col("route") == "t").select(
-        F.col("transaction_id").alias("_t_id"), F.col("is_late").alias("_t_late"), *terminal_names)
-    merged = customer.join(terminal, customer["transaction_id"] == terminal["_t_id"])
+    customer = [str(s["name"]) for s in plan.routes["c"]]
+    terminal = [str(s["name"]) for s in plan.routes["t"]]
+    is_customer = F.col("route") == "c"
+    merged = halves.groupBy("transaction_id").agg(
+        *[F.max(F.when(is_customer, F.col(c))).alias(c) for c in CARRY],
+        *[F.max(F.when(is_customer, F.col(c))).alias(c) for c in customer],
+        *[F.max(F.when(~is_customer, F.col(c))).alias(c) for c in terminal],
+        F.max("is_late").alias("is_late"),
+        F.count(F.lit(1)).alias("_halves"),
+    ).filter(F.col("_halves") == 2)
     row = [f for f in feats if is_row_feature(f)]
     merged = merged.select("*", *[row_feature(f, params).alias(f.name) for f in row])
-    return merged.select(*feature_row(feats, params, ("kafka_timestamp",)),
-                         (F.col("_c_late") | F.col("_t_late")).alias("is_late"))
+    return merged.select(*feature_row(feats, params, ("kafka_timestamp",)), "is_late")
 
 
 def plan_for(params: FeatureParams, lateness_seconds: float) -> StatePlan:

@@ -19,6 +19,8 @@ class BatchSummary:
     labels: int = 0
     quarantined: int = 0
     seconds: float = 0.0
+    compute_seconds: float = 0.0  # hot: state, merge and scoring (the first action); cold: parse and counts
+    write_seconds: float = 0.0  # the concurrent writes
     spark_jobs: int = 0
     delta_commits: int = 0
     decisions: dict[str, int] = field(default_factory=dict)

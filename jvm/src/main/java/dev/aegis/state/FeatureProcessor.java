@@ -34,6 +34,8 @@ public final class FeatureProcessor extends StatefulProcessorWithInitialState<St
     private transient ValueState<byte[]> stored;
     private transient MapState<String, Row> pendingRows;
     private transient Layout layout;
+    private transient long[] nanos;  // load, update, features, save; printed at close when profiling
+    private static final boolean PROFILE = System.getenv("AEGIS_STATE_PROFILE") != null;
 
     public FeatureProcessor(String configJson, boolean eventTime) {
         this.config = StateConfig.parse(configJson);
@@ -75,14 +77,25 @@ public final class FeatureProcessor extends StatefulProcessorWithInitialState<St
         pendingRows = getHandle().getMapState("pending_rows", Encoders.STRING(), Encoders.row(inputSchema),
                 TTLConfig.NONE());
         layout = new Layout(inputSchema, outputSchema, config.carry);
+        nanos = new long[5];
+    }
+
+    @Override
+    public void close() {
+        if (PROFILE && nanos != null) {
+            System.err.printf("aegis-state profile: keys %d, load %.3fs, update %.3fs, features %.3fs, save %.3fs%n",
+                    nanos[4], nanos[0] / 1e9, nanos[1] / 1e9, nanos[2] / 1e9, nanos[3] / 1e9);
+        }
     }
 
     @Override
     public scala.collection.Iterator<Row> handleInputRows(String key, scala.collection.Iterator<Row> rows,
                                                           TimerValues timers) {
+        long t0 = System.nanoTime();
         StateConfig.Route route = route(key);
         long frontier = eventTime ? frontier(timers) : KeyState.NONE;
         KeyState state = load(route);
+        long t1 = System.nanoTime();
         state.expire(cutoff(frontier));
         List<Row> out = new ArrayList<>();
         List<Object[]> released = new ArrayList<>();  // {event, row or null, late}
@@ -111,10 +124,18 @@ public final class FeatureProcessor extends StatefulProcessorWithInitialState<St
             }
         }
         releaseDue(route, state, frontier, released);
+        long t2 = System.nanoTime();
         for (Object[] r : released) {
             out.add(output(route, state, (KeyState.Event) r[0], (Row) r[1], (Boolean) r[2]));
         }
+        long t3 = System.nanoTime();
         save(route, state);
+        long t4 = System.nanoTime();
+        nanos[0] += t1 - t0;
+        nanos[1] += t2 - t1;
+        nanos[2] += t3 - t2;
+        nanos[3] += t4 - t3;
+        nanos[4]++;
         return CollectionConverters.asScala(out.iterator());
     }
 
