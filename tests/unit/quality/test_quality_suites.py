@@ -15,7 +15,8 @@ from great_expectations.core.expectation_validation_result import (
 
 from features.catalog import declare_features
 from features.spec import Aggregation
-from lakehouse.tables import SCORES, TRANSACTIONS, VALIDATION_RESULTS, features_table
+from features.table import features_table
+from lakehouse.tables import SCORES, TRANSACTIONS, VALIDATION_RESULTS
 from quality.nightly import NightlyQualityReport, QualityGateError
 from quality.rules import SUITES_DIR, load_suite, resolve_bound
 from quality.suites import META_NAME, SUITE_NAMES, build_suite, class_name, expectation_class, to_gx
