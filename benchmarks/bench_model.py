@@ -56,7 +56,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from features.catalog import feature_names
-from models.ensemble import ForestParams, FraudEnsemble, GBMParams, IsoParams
+from models.ensemble import FraudEnsemble
+from models.members import ForestParams, GBMParams, IsoParams
 from models.scorer import AegisScorer
 from models.synthetic import make_transactions
 from models.training import TrainResult, time_split, train_ensemble
