@@ -56,7 +56,7 @@ notebooks: setup  ## execute the analyst notebooks headless (copies with outputs
 	$(BIN)/python notebooks/run.py
 
 tables-doc: setup  ## regenerate docs/tables.md from the table contracts and view docs
-	$(BIN)/python -m lakehouse.catalog --write
+	$(BIN)/python -m analysts.dictionary --write
 
 serve: setup  ## the score lookup API (uvicorn)
 	$(AEGIS) serve

@@ -361,7 +361,8 @@ def bench_sync_lag(workdir: Path, server_dsn: str, rate: int, seconds: float) ->
     from deltalake import write_deltalake
 
     from conf.settings import load_settings
-    from lakehouse.catalog import arrow_schema
+    from features.table import features_table
+    from lakehouse.arrow import arrow_schema
     from lakehouse.session import create_session
     from lakehouse.tables import SCORES
     from serving.sync import start_sync_query
@@ -394,7 +395,8 @@ def bench_sync_lag(workdir: Path, server_dsn: str, rate: int, seconds: float) ->
     write_deltalake(path, batch(1), partition_by=["event_date"], mode="append")
     spark = create_session(settings, "bench-sync")
     lags: list[float] = []
-    handle = start_sync_query(spark, settings, on_lag=lambda values: lags.extend(values.tolist()))
+    handle = start_sync_query(spark, settings, features=features_table(),
+                              on_lag=lambda values: lags.extend(values.tolist()))
     stop = threading.Event()
     written = [0]
 

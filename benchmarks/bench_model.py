@@ -28,7 +28,7 @@ shared 2-vCPU box was quiet, but expect +-30% between runs)::
 (The previous default, GBM 15 / 4 / 0.1 / 60 trees with a 50 x 32 IsolationForest and no
 forest, explained ~6,700 rows/s.) The LightGBM member dominates the cost (~1.2 us per
 tree and row), then the forest and the IsolationForest. The sizes were chosen on the
-handbook data, where the synthetic data here says little (see ``models/ensemble.py`` and
+handbook data, where the synthetic data here says little (see ``docs/model-card.md`` and
 the README's "Quality on the handbook"): rate 0.05 with at most 200 rounds, a 20-tree
 depth-6 random forest and a 25-tree IsolationForest put the ensemble ahead of the
 handbook's random forest in backtests inside the training period; bigger members bought
@@ -56,7 +56,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from features.catalog import feature_names
-from models.ensemble import ForestParams, FraudEnsemble, GBMParams, IsoParams
+from models.ensemble import FraudEnsemble
+from models.members import ForestParams, GBMParams, IsoParams
 from models.scorer import AegisScorer
 from models.synthetic import make_transactions
 from models.training import TrainResult, time_split, train_ensemble

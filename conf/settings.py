@@ -8,24 +8,46 @@ Precedence, lowest to highest (the one place it is written down):
    e.g. ``AEGIS_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:9092``
 4. explicit overrides (CLI ``--set section.key=value``)
 
-Every model is strict (unknown keys are errors) and every error names the dotted key.
+Each layer is a pydantic-settings source (:meth:`Settings.settings_customise_sources`): two
+:class:`YamlConfigSettingsSource` files, an :class:`EnvSettingsSource` with prefix ``AEGIS_`` and
+delimiter ``__``, and the init arguments for the overrides; pydantic-settings merges them key by key.
+``AEGIS_HOME`` (the project root) counts as ``AEGIS_PATHS__HOME`` and wins over it. Environment values
+are strings that pydantic converts to the field's type; mappings and lists are YAML (or JSON); ``null``
+is None.
+
+Every model is strict (unknown keys are errors, from any layer) and every error names the dotted key.
 Relative paths are resolved against the project root (``AEGIS_HOME`` or the current directory).
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    YamlConfigSettingsSource,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
 CONF_DIR = Path(__file__).resolve().parent
 PROFILES = ("local", "test", "cluster")
 ENV_PREFIX = "AEGIS_"
+ENV_DELIMITER = "__"
+HOME_ENV = "AEGIS_HOME"
+PROFILE_ENV = "AEGIS_PROFILE"
 UNSAFE_CARD_KEY = "local-development-key-not-a-secret"
 
 
@@ -40,7 +62,14 @@ class Strict(BaseModel):
 class PathsSettings(Strict):
     """Where Aegis keeps its data on disk."""
 
-    home: Path = Field(Path("."), description="Project root; relative paths below resolve against it.")
+    home: Path = Field(
+        Path("."), validate_default=True, description="Project root (made absolute); relative paths resolve against it."
+    )
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
     lakehouse: Path = Field(Path("var/lakehouse"), description="Root folder (or URI) of all Delta tables.")
     checkpoints: Path = Field(
         Path("var/lakehouse/_checkpoints"), description="Streaming checkpoints, one folder per query."
@@ -213,8 +242,13 @@ class QualitySettings(Strict):
     data_docs_dir: Path = Field(Path("var/data-docs"), description="Where Data Docs HTML is built.")
 
 
-class Settings(Strict):
-    """All of Aegis' configuration."""
+class Settings(BaseSettings):
+    """All of Aegis' configuration: the layers of the module docstring, validated strictly."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid", frozen=True, env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_DELIMITER,
+        case_sensitive=False, env_parse_none_str="null",
+    )
 
     profile: Literal["local", "test", "cluster"] = Field("local", description="Active profile.")
     paths: PathsSettings = PathsSettings()
@@ -236,6 +270,24 @@ class Settings(Strict):
                 "local and test profiles; set AEGIS_SECURITY__CARD_HASH_KEY"
             )
         return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Highest first: overrides (init arguments) > environment > profile YAML > base YAML."""
+        layers = _LAYERS.get() or _Layers.from_environ(os.environ)
+        return (
+            init_settings,
+            _StrictEnvSource(settings_cls, layers.environ),
+            _YamlLayer(settings_cls, layers.conf_dir / f"{layers.profile}.yaml"),
+            _YamlLayer(settings_cls, layers.conf_dir / "base.yaml"),
+        )
 
     def path(self, value: Path) -> Path:
         """Resolve a configured path against ``paths.home``."""
@@ -281,24 +333,76 @@ def _resolve_sqlite_uri(uri: str, home: Path) -> str:
     return uri
 
 
-def _deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+@dataclass(frozen=True)
+class _Layers:
+    """What one load reads: the profile, the environment and the folder of the YAML files."""
+
+    profile: str
+    environ: Mapping[str, str]
+    conf_dir: Path
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str], profile: str | None = None,
+                     conf_dir: Path = CONF_DIR) -> _Layers:
+        chosen = profile or environ.get(PROFILE_ENV) or "local"
+        if chosen not in PROFILES:
+            raise ConfigError(f"profile: unknown profile {chosen!r}; expected one of {', '.join(PROFILES)}")
+        return cls(chosen, environ, conf_dir)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return data
+#: The layers of the load in progress (set by :func:`load_settings`; ``Settings()`` alone reads os.environ).
+_LAYERS: contextvars.ContextVar[_Layers | None] = contextvars.ContextVar("aegis_settings_layers", default=None)
+
+
+class _YamlLayer(YamlConfigSettingsSource):
+    """One YAML file; a file that is not a mapping of settings is a ConfigError naming the file."""
+
+    def _read_file(self, path: Any) -> dict[str, Any]:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        return data
+
+
+class _StrictEnvSource(EnvSettingsSource):
+    """``AEGIS_<SECTION>__<KEY>`` from a given environment, strict about sections too.
+
+    pydantic-settings reports unknown keys inside a known section (extra="forbid"); a variable naming
+    an unknown section (``AEGIS_KAFKAA__PORT``) would be skipped silently, so it is passed on to
+    validation as well, to fail with its name. ``AEGIS_HOME`` sets ``paths.home``.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(dict(self._environ), self.case_sensitive, self.env_ignore_empty,
+                              self.env_parse_none_str)
+
+    def decode_complex_value(self, field_name: str, field: Any, value: Any) -> Any:
+        """Lists and mappings are YAML (so JSON too): deploy/k8s/secret.yaml holds AEGIS_API__KEYS as a
+        YAML flow list."""
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"not valid YAML / JSON: {exc}") from exc
+
+    def __call__(self) -> dict[str, Any]:
+        data = super().__call__()
+        known = set(self.settings_cls.model_fields)
+        prefix = self.env_prefix.lower()
+        for name, value in self.env_vars.items():
+            section, sep, rest = name.lower().removeprefix(prefix).partition(ENV_DELIMITER)
+            if name.lower().startswith(prefix) and sep and section not in known:
+                data.setdefault(section, {})[rest.replace(ENV_DELIMITER, ".")] = value
+        home = self.env_vars.get(HOME_ENV.lower())
+        if home:
+            data["paths"] = {**data.get("paths", {}), "home": home}
+        return data
 
 
 def _nested(dotted: str, value: Any) -> dict[str, Any]:
@@ -311,14 +415,13 @@ def _nested(dotted: str, value: Any) -> dict[str, Any]:
     return out
 
 
-def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    """Turn ``AEGIS_A__B=v`` variables into ``{"a": {"b": v}}`` (values parsed as YAML scalars)."""
-    merged: dict[str, Any] = {}
-    for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
-            continue
-        dotted = name[len(ENV_PREFIX) :].lower().replace("__", ".")
-        merged = _deep_merge(merged, _nested(dotted, _parse_scalar(raw)))
+def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
     return merged
 
 
@@ -330,14 +433,23 @@ def _parse_scalar(raw: str) -> Any:
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """Parse CLI ``section.key=value`` overrides."""
+    """Parse CLI ``section.key=value`` overrides (values are YAML scalars) into one nested mapping."""
     merged: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"override {item!r}: expected section.key=value")
-        merged = _deep_merge(merged, _nested(key.strip(), _parse_scalar(raw)))
+        merged = _merge(merged, _nested(key.strip(), _parse_scalar(raw)))
     return merged
+
+
+@contextmanager
+def _loading(layers: _Layers) -> Iterator[None]:
+    token = _LAYERS.set(layers)
+    try:
+        yield
+    finally:
+        _LAYERS.reset(token)
 
 
 def load_settings(
@@ -346,25 +458,20 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     conf_dir: Path = CONF_DIR,
 ) -> Settings:
-    """Load and validate settings; raises ConfigError naming the offending key."""
+    """Load and validate settings; raises ConfigError naming the offending key.
+
+    ``profile`` defaults to ``AEGIS_PROFILE`` (else ``local``), ``environ`` to ``os.environ``.
+    """
     env = dict(os.environ if environ is None else environ)
-    chosen = profile or env.get("AEGIS_PROFILE") or "local"
-    if chosen not in PROFILES:
-        raise ConfigError(f"profile: unknown profile {chosen!r}; expected one of {', '.join(PROFILES)}")
-    data = _read_yaml(conf_dir / "base.yaml")
-    data = _deep_merge(data, _read_yaml(conf_dir / f"{chosen}.yaml"))
-    data = _deep_merge(data, env_overrides(env))
-    data = _deep_merge(data, dict(overrides or {}))
-    data["profile"] = chosen
-    home = env.get("AEGIS_HOME")
-    if home:
-        data = _deep_merge(data, {"paths": {"home": home}})
-    paths = data.setdefault("paths", {})
-    paths["home"] = str(Path(paths.get("home", ".")).expanduser().resolve())
+    layers = _Layers.from_environ(env, profile, conf_dir)
+    init = {**dict(overrides or {}), "profile": layers.profile}
     try:
-        return Settings.model_validate(data)
+        with _loading(layers):
+            return Settings(**init)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc)) from None
+    except SettingsError as exc:  # an environment value that does not decode (it names the section)
+        raise ConfigError(f"invalid configuration: {exc}: {exc.__cause__}") from None
 
 
 def format_validation_error(exc: ValidationError) -> str:

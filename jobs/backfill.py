@@ -19,12 +19,13 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from conf.settings import Settings
+from features.table import features_table
 from jobs.base import JobConfig, JobContext, SparkProgress
 from jobs.pipeline import TargetSpan, featurize
 from jobs.scoring import ModelScorer
 from jobs.tables import feature_params
 from lakehouse.delta_io import append_idempotent, replace_range
-from lakehouse.tables import RUN_LOG, SCORES, TableContract, all_tables, features_table
+from lakehouse.tables import RUN_LOG, SCORES, TableContract, all_tables
 
 log = logging.getLogger("aegis.backfill")
 
@@ -90,7 +91,7 @@ def resync_serving(spark: SparkSession, settings: Settings, first: date, last: d
     from serving.sync import resync
 
     try:
-        return resync(spark, settings, first, last)
+        return resync(spark, settings, first, last, features=features_table(feature_params(settings)))
     except psycopg.OperationalError as exc:
         log.warning("backfill: serving store unreachable, not re-synced (run `aegis serving resync --from %s "
                     "--to %s`): %s", first, last, str(exc).strip().splitlines()[0] if str(exc) else exc)
@@ -116,7 +117,7 @@ def maintain(ctx: JobContext, retention_hours: int = 168, zorder: bool = True) -
     assert ctx.spark is not None
     spark = ctx.spark
     report: dict[str, Any] = {}
-    contracts: list[TableContract] = all_tables(feature_params(ctx.settings))
+    contracts: list[TableContract] = all_tables(features_table(feature_params(ctx.settings)))
     for contract in contracts:
         path = contract.path(ctx.settings.lakehouse_root)
         if not DeltaTable.isDeltaTable(spark, path):

@@ -14,11 +14,12 @@ from conf.settings import Settings
 from features.catalog import declare_features, feature_version
 from features.engine import lookback
 from features.listing import LISTING_PATH, render_listing
+from features.table import features_table
 from jobs.pipeline import TargetSpan, featurize, overtaken_by_late_arrivals
 from jobs.tables import feature_params
 from lakehouse.delta_io import read_table, replace_range
 from lakehouse.session import create_session
-from lakehouse.tables import TRANSACTIONS, features_table
+from lakehouse.tables import TRANSACTIONS
 
 PARITY_TOLERANCE = 1e-9
 

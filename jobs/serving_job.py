@@ -13,6 +13,7 @@ from typing import Any
 
 from conf.settings import Settings
 from lakehouse.postgres_server import PostgresServer
+from lakehouse.tables import TableContract
 
 log = logging.getLogger("aegis.serving")
 
@@ -52,7 +53,7 @@ def sync(settings: Settings, max_seconds: float | None = None, until_idle: bool 
 
         start_http_server(settings.serving.metrics_port, addr="127.0.0.1")
     spark = create_session(settings, "serving-sync")
-    handle = start_sync_query(spark, settings)
+    handle = start_sync_query(spark, settings, features=_silver(settings))
     started = time.monotonic()
     try:
         if until_idle:
@@ -71,13 +72,21 @@ def sync(settings: Settings, max_seconds: float | None = None, until_idle: bool 
     return 0
 
 
+def _silver(settings: Settings) -> TableContract:
+    """silver.features as configured (its columns come from the feature declarations)."""
+    from features.table import features_table
+    from jobs.tables import feature_params
+
+    return features_table(feature_params(settings))
+
+
 def resync(settings: Settings, date_from: date, date_to: date) -> int:
     from lakehouse.session import create_session
     from serving.sync import resync as replace_dates
 
     spark = create_session(settings, "serving-resync")
     try:
-        print(json.dumps(replace_dates(spark, settings, date_from, date_to)))
+        print(json.dumps(replace_dates(spark, settings, date_from, date_to, features=_silver(settings))))
     finally:
         spark.stop()
     return 0
@@ -118,7 +127,7 @@ def start_serving(settings: Settings, spark: Any, port: int | None = None) -> Se
         running = server.status()["running"]
         server.start()
         server = None if running else server  # somebody else's server stays up
-    sync = start_sync_query(spark, settings)
+    sync = start_sync_query(spark, settings, features=_silver(settings))
     host, bind_port = settings.api.host, port or settings.api.port
     api = uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=bind_port, lifespan="on",
                                         log_level="warning", access_log=False))

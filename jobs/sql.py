@@ -187,7 +187,8 @@ def print_result(df: DataFrame, stream: TextIO, max_rows: int = DEFAULT_MAX_ROWS
 def open_catalog(settings: Settings, job: str = "sql") -> Iterator[SparkSession]:
     """The Spark session with every table and view registered and ``aegis`` the current database
     (the previous current database is restored on exit, for sessions shared with other code)."""
-    from lakehouse.catalog import DATABASE, register_catalog
+    from analysts.catalog import DATABASE
+    from analysts.spark import register_catalog
     from lakehouse.session import create_session
 
     spark = create_session(settings, job)
@@ -262,7 +263,7 @@ def run(settings: Settings, query: str, out: str | Path | None = None, fmt: str 
 
 
 def _list_objects(spark: SparkSession, stream: TextIO) -> None:
-    from lakehouse.catalog import DATABASE
+    from analysts.catalog import DATABASE
 
     rows = [(t.name, t.tableType.lower(), _clip(t.description or "", 100))
             for t in spark.catalog.listTables(DATABASE)]

@@ -6,6 +6,7 @@ import json
 
 from conf.settings import Settings
 from features.catalog import FeatureParams
+from features.table import features_table
 from lakehouse.delta_io import table_status
 from lakehouse.session import create_session
 from lakehouse.tables import all_tables
@@ -19,7 +20,8 @@ def feature_params(settings: Settings) -> FeatureParams:
 
 def run(settings: Settings, as_json: bool = False) -> int:
     spark = create_session(settings, "tables")
-    statuses = [table_status(spark, t, settings.lakehouse_root) for t in all_tables(feature_params(settings))]
+    contracts = all_tables(features_table(feature_params(settings)))
+    statuses = [table_status(spark, t, settings.lakehouse_root) for t in contracts]
     if as_json:
         print(json.dumps([s.__dict__ for s in statuses]))
         return 0

@@ -24,12 +24,13 @@ from pyspark.sql import functions as F
 
 from conf.settings import Settings
 from features.catalog import declare_features, feature_version
+from features.table import features_table
 from jobs.base import JobConfig, JobContext
 from jobs.pipeline import TargetSpan, featurize
 from jobs.scoring import mlflow_client, resolve_model
 from jobs.tables import feature_params
 from lakehouse.delta_io import read_table, replace_range
-from lakehouse.tables import LABELS, TRANSACTIONS, features_table
+from lakehouse.tables import LABELS, TRANSACTIONS
 from models.metrics import average_precision
 from models.pyfunc import load_scorer, log_model
 from models.registry import CHAMPION, get_alias_version, promote_if_better, register

@@ -12,6 +12,10 @@ The broker runs from the jars that ``deploy/fetch-jars.sh`` put in ``<cache_dir>
 
 The process is started in its own session and is not a child of the caller, so it outlives
 the Python process that started it; ``stop()`` (from any process) ends it.
+
+(About 530 lines, over the ~500 the project aims at: it is one concern, the life cycle of one process
+(render config, format storage, start, wait until ready, status, stop), and splitting it would scatter
+the pid / port / storage invariants those steps share.)
 """
 
 from __future__ import annotations

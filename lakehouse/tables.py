@@ -2,10 +2,12 @@
 
 This module is the one place a table is declared. Writers create tables from it, the data
 dictionary (docs/tables.md) is generated from it, and the API reads column names from it.
+silver.features takes its feature columns from the declarations (``features.table.features_table``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,8 +25,6 @@ from pyspark.sql.types import (
     StructType,
     TimestampType,
 )
-
-from features.catalog import FeatureParams, declare_features
 
 
 @dataclass(frozen=True)
@@ -156,15 +156,16 @@ QUARANTINE = TableContract(
 )
 
 
-def _feature_columns(params: FeatureParams) -> tuple[Column, ...]:
-    return tuple(Column(f.name, DoubleType(), f"[{f.id}] {f.description}", False) for f in declare_features(params))
+#: silver.features is declared here except for its feature columns, which are the feature declarations'
+#: (in model-input order): features.table.features_table builds the whole contract from them, so
+#: lakehouse/ never imports features/.
+FEATURES_TABLE_NAME = "silver.features"
 
 
-def features_table(params: FeatureParams | None = None) -> TableContract:
-    """silver.features for a given feature parameterisation (columns come from the declarations)."""
-    p = params or FeatureParams()
+def features_contract(feature_columns: Sequence[Column]) -> TableContract:
+    """silver.features with the given feature columns (keys first, then the features, then bookkeeping)."""
     return TableContract(
-        name="silver.features",
+        name=FEATURES_TABLE_NAME,
         relative_path="silver/features",
         description="One row per transaction: every declared feature, point-in-time correct.",
         columns=(
@@ -173,7 +174,7 @@ def features_table(params: FeatureParams | None = None) -> TableContract:
             Column("terminal_id", StringType(), "Terminal id.", False),
             Column("event_time", TimestampType(), "Transaction time (UTC).", False),
             Column("event_date", DateType(), "UTC date of event_time (partition).", False),
-            *_feature_columns(p),
+            *feature_columns,
             Column("feature_version", StringType(), "Content hash of the feature declarations.", False),
             Column("source", StringType(), "stream or backfill.", False),
             Column("is_late", BooleanType(), "Arrived after the stream's lateness frontier.", False),
@@ -263,6 +264,6 @@ RUN_LOG = TableContract(
 )
 
 
-def all_tables(params: FeatureParams | None = None) -> list[TableContract]:
-    """Every table, in data-flow order."""
-    return [TRANSACTIONS, LABELS, QUARANTINE, features_table(params), SCORES, VALIDATION_RESULTS, RUN_LOG]
+def all_tables(features: TableContract) -> list[TableContract]:
+    """Every table, in data-flow order, with ``features`` (features.table.features_table) as silver."""
+    return [TRANSACTIONS, LABELS, QUARANTINE, features, SCORES, VALIDATION_RESULTS, RUN_LOG]

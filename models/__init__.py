@@ -3,7 +3,8 @@
 Sub-modules are imported explicitly by callers so that light users (metrics,
 policy, validation) do not pay for importing LightGBM, SHAP or MLflow:
 
-* :mod:`models.ensemble`   - LightGBM + IsolationForest ensemble with exact TreeSHAP
+* :mod:`models.members`    - the ensemble members' protocol and its three tree members
+* :mod:`models.ensemble`   - the combiner: members stacked in logit space, exact TreeSHAP
 * :mod:`models.policy`     - allow / review / block decision policy
 * :mod:`models.metrics`    - AUC, AP, recall at FPR, handbook card precision@k
 * :mod:`models.validation` - strict validation of scoring frames

@@ -53,105 +53,39 @@ rounding, far below 1e-6). The rule is the same as distributing
 every contribution keeps its sign and the ranking of features within a row, so it is
 monotone.
 
-Sizing and the quality / explanation-speed trade-off (see ``benchmarks/bench_model.py``
-and the README's "Quality on the handbook")
----------------------------------------------------------------------------------------
-Path-dependent TreeSHAP costs O(trees * leaves * depth^2) per row, so the explanation,
-not the prediction, sets the member sizes. Every choice below was made on backtests that
-end before the handbook test period (three one-week and three all-history protocols
-ending 06-09, 06-16 and 06-23, compared with the handbook's random forest), never on the
-test week itself:
-
-* LightGBM: trees of <= 15 leaves / depth 4, learning rate 0.05, at most 200 rounds with
-  early stopping after 40 (on the handbook data early stopping keeps 80-200 rounds). It
-  is most of the SHAP time: ~1.2 us per tree and row on one core. Rate 0.05 instead of
-  0.1 (with refitting) was worth about +0.007 average precision and +0.004 card
-  precision@100 in the one-week backtests; 31-leaf / depth-6 trees cost ~3x per tree
-  for +0.003 average precision and no card-precision gain, a 300-round cap changed
-  nothing (+-0.001) against 200, and class weighting (``scale_pos_weight``) lost precision.
-* Refitting on training + validation rows: +0.003 average precision, +0.002 card
-  precision@100 (one week), since the validation days are the most recent ones.
-* RandomForest: 20 trees, depth <= 6, >= 20 rows per leaf (~16 leaves per tree on fraud
-  data, where nodes become pure fast). A bagged, differently biased view of the same
-  features: +0.006 average precision and +0.002 card precision@100 in the one-week
-  backtests. 30 trees or depth 8 did no better and cost up to 2x more; a 100-tree forest
-  of unlimited depth gained +0.003 more average precision but its unbounded trees are not
-  affordable for exact SHAP; extra-trees (50, depth 8) added nothing.
-* IsolationForest: 25 trees on 32-row sub-samples (depth <= 5), for robustness to fraud
-  patterns absent from the labels; its stacking weight is small on the handbook and 50
-  trees did no better.
-
-``make bench-model`` measures ~3,300-3,500 explained rows/s on one core with these sizes
-(147 GBM trees on its synthetic data; an estimated ~2,900 at the 200-round cap), i.e. ~1.5x the
-2,000 rows/s target; the previous, smaller model (LightGBM at rate 0.1, <= 150 rounds,
-no forest, no refit, 50 isolation trees) explained ~6,700 rows/s but was only tied with
-the handbook's random forest on average precision and card precision@100.
+The members share one protocol (:class:`models.members.Member`: fit, raw output, TreeSHAP of the raw
+output, expected value, stacking column); :class:`FraudEnsemble` is the combiner and nothing in it
+knows which trees a member grows. How the member sizes were chosen (backtests, SHAP cost per tree) is
+in docs/model-card.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from scipy.special import expit
-from sklearn.ensemble import IsolationForest, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-__all__ = [
-    "CombinerWeights",
-    "ForestParams",
-    "FraudEnsemble",
-    "GBMParams",
-    "IsoParams",
-    "secant_slope",
-]
+from models.members import (
+    ForestMember,
+    ForestParams,
+    GBMMember,
+    GBMParams,
+    IsolationMember,
+    IsoParams,
+    Member,
+)
+
+__all__ = ["CombinerWeights", "FraudEnsemble", "secant_slope"]
 
 # Below this |z - E[z]| the secant slope is replaced by the derivative at the midpoint.
 _SECANT_EPS = 1e-6
 # Max tolerated disagreement between the raw logit and the SHAP-reconstructed logit.
 _ADDITIVITY_TOL = 1e-6
-
-
-@dataclass(frozen=True)
-class GBMParams:
-    """Size and regularisation of the LightGBM member (kept small for fast TreeSHAP).
-
-    ``n_estimators`` is the cap; early stopping on the validation rows chooses the number
-    of rounds actually kept (and refitted on training + validation rows).
-    """
-
-    num_leaves: int = 15
-    max_depth: int = 4
-    learning_rate: float = 0.05
-    n_estimators: int = 200
-    early_stopping_rounds: int = 40
-    min_child_samples: int = 50
-    feature_fraction: float = 0.8
-    bagging_fraction: float = 0.8
-    bagging_freq: int = 1
-    lambda_l2: float = 1.0
-
-
-@dataclass(frozen=True)
-class IsoParams:
-    """Size of the IsolationForest member (depth <= ceil(log2(max_samples)))."""
-
-    n_estimators: int = 25
-    max_samples: int = 32
-
-
-@dataclass(frozen=True)
-class ForestParams:
-    """Size of the RandomForest member (TreeSHAP cost grows with leaves x depth^2)."""
-
-    n_estimators: int = 20
-    max_depth: int = 6
-    min_samples_leaf: int = 20
-    max_features: str | float = "sqrt"
 
 
 @dataclass(frozen=True)
@@ -165,6 +99,10 @@ class CombinerWeights:
     path_length_std: float
     w_forest: float = 0.0
 
+    def of(self, member: Member) -> float:
+        """The weight of a member's stacking column."""
+        return float(getattr(self, f"w_{member.name}"))
+
 
 def secant_slope(z: np.ndarray, base: float) -> np.ndarray:
     """Slope of the sigmoid's secant between ``base`` and each ``z`` (always > 0)."""
@@ -177,29 +115,6 @@ def secant_slope(z: np.ndarray, base: float) -> np.ndarray:
     return np.where(small, mid * (1.0 - mid), slope)
 
 
-def _average_path_length(n: np.ndarray) -> np.ndarray:
-    """c(n): expected path length of an unsuccessful BST search (Liu et al. 2008)."""
-    n = np.asarray(n, dtype=np.float64)
-    out = np.zeros_like(n)
-    out[n == 2] = 1.0
-    big = n > 2
-    out[big] = 2.0 * (np.log(n[big] - 1.0) + np.euler_gamma) - 2.0 * (n[big] - 1.0) / n[big]
-    return out
-
-
-def _node_depths(children_left: np.ndarray, children_right: np.ndarray) -> np.ndarray:
-    """Depth of every node (root = 0)."""
-    depth = np.zeros(children_left.shape[0], dtype=np.float64)
-    stack = [0]
-    while stack:
-        node = stack.pop()
-        for child in (children_left[node], children_right[node]):
-            if child != -1:
-                depth[child] = depth[node] + 1.0
-                stack.append(int(child))
-    return depth
-
-
 @dataclass
 class _FitInfo:
     n_train: int = 0
@@ -209,7 +124,7 @@ class _FitInfo:
 
 
 class FraudEnsemble:
-    """LightGBM + RandomForest + IsolationForest stacked in logit space, explained exactly.
+    """LightGBM + IsolationForest + RandomForest stacked in logit space, explained exactly.
 
     ``feature_names`` fixes the column order of every input and of every explanation.
     ``use_forest=False`` / ``use_anomaly=False`` drop a member; ``refit=False`` keeps the
@@ -249,15 +164,14 @@ class FraudEnsemble:
         self.combiner_c = combiner_c
         self.weights: CombinerWeights | None = None
         self.fit_info = _FitInfo()
-        self._booster: lgb.Booster | None = None
-        self._iso: IsolationForest | None = None
-        self._iso_leaf_values: list[np.ndarray] = []
-        self._gbm_expected: float = 0.0
-        self._iso_expected: float = 0.0
-        self._iso_explainer: Any = None
-        self._forest: RandomForestClassifier | None = None
-        self._forest_expected: float = 0.0
-        self._forest_explainer: Any = None
+        #: The members in stacking order (the order of the combiner's design columns).
+        self.members: list[Member] = [GBMMember(self.gbm_params, n_threads=n_threads, train_threads=train_threads,
+                                                random_state=random_state)]
+        if use_anomaly:
+            self.members.append(IsolationMember(self.iso_params, random_state=random_state))
+        if use_forest:
+            self.members.append(ForestMember(self.forest_params, train_threads=train_threads,
+                                             random_state=random_state))
         #: Out-of-sample validation scores of the fit (members fitted on the training rows
         #: only), for choosing thresholds; not pickled.
         self.validation_scores: np.ndarray | None = None
@@ -283,141 +197,39 @@ class FraudEnsemble:
             if labels.min() == labels.max():
                 raise ValueError(f"{name} must contain both classes (0 and 1)")
 
-        rounds = self._fit_gbm(x_tr, y_tr, x_va, y_va)
-        path_mean, path_std = self._fit_unsupervised_and_forest(x_tr, y_tr)
-
-        columns = [self._gbm_margin(x_va)]
-        if self.use_anomaly:
-            columns.append(-(self._path_length(x_va) - path_mean) / path_std)
-        if self.use_forest:
-            columns.append(self._forest_proba(x_va))
-        design = np.column_stack(columns)
+        for member in self.members:
+            member.fit(x_tr, y_tr, x_va, y_va)
+        design = np.column_stack([m.column(m.raw(x_va)) for m in self.members])
         lr = LogisticRegression(C=self.combiner_c, l1_ratio=0.0, max_iter=1000)
         lr.fit(design, y_va)
-        coef = [float(c) for c in lr.coef_.ravel()]
-        w_gbm = coef.pop(0)
-        w_anomaly = coef.pop(0) if self.use_anomaly else 0.0
-        w_forest = coef.pop(0) if self.use_forest else 0.0
+        learned = {m.name: float(c) for m, c in zip(self.members, lr.coef_.ravel(), strict=True)}
         self.validation_scores = np.asarray(expit(lr.decision_function(design)), dtype=np.float64)
 
         if self.refit:
             x_all = np.concatenate([x_tr, x_va])
             y_all = np.concatenate([y_tr, y_va])
-            self._fit_gbm(x_all, y_all, None, None, rounds=rounds)
-            path_mean, path_std = self._fit_unsupervised_and_forest(x_all, y_all)
+            for member in self.members:
+                member.fit(x_all, y_all)  # the GBM keeps the rounds early stopping chose
+        iso = self._member(IsolationMember)
         self.weights = CombinerWeights(
             intercept=float(lr.intercept_[0]),
-            w_gbm=w_gbm,
-            w_anomaly=w_anomaly,
-            path_length_mean=path_mean,
-            path_length_std=path_std,
-            w_forest=w_forest,
+            w_gbm=learned["gbm"],
+            w_anomaly=learned.get("anomaly", 0.0),
+            path_length_mean=iso.path_length_mean if iso else 0.0,
+            path_length_std=iso.path_length_std if iso else 1.0,
+            w_forest=learned.get("forest", 0.0),
         )
+        gbm = self._member(GBMMember)
+        assert gbm is not None
         self.fit_info = _FitInfo(
             n_train=len(x_tr),
             n_valid=len(x_va),
-            gbm_best_iteration=rounds,
+            gbm_best_iteration=gbm.rounds,
             extra={"combiner_c": self.combiner_c, "refit": self.refit},
         )
         return self
 
-    def _fit_unsupervised_and_forest(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-        """Fit the forest and the isolation forest; returns the path-length mean and std on ``x``."""
-        if self.use_forest:
-            self._fit_forest(x, y)
-        if not self.use_anomaly:
-            return 0.0, 1.0
-        self._fit_iso(x)
-        h = self._path_length(x)
-        return float(h.mean()), float(max(h.std(), 1e-12))
-
-    def _fit_gbm(
-        self,
-        x_tr: np.ndarray,
-        y_tr: np.ndarray,
-        x_va: np.ndarray | None,
-        y_va: np.ndarray | None,
-        *,
-        rounds: int | None = None,
-    ) -> int:
-        """Fit the booster; with validation rows, early stopping chooses the rounds (returned)."""
-        p = self.gbm_params
-        params: dict[str, Any] = {
-            "objective": "binary",
-            "metric": "binary_logloss",
-            "num_leaves": p.num_leaves,
-            "max_depth": p.max_depth,
-            "learning_rate": p.learning_rate,
-            "min_child_samples": p.min_child_samples,
-            "feature_fraction": p.feature_fraction,
-            "bagging_fraction": p.bagging_fraction,
-            "bagging_freq": p.bagging_freq,
-            "lambda_l2": p.lambda_l2,
-            "num_threads": self.train_threads,
-            "seed": self.random_state,
-            "deterministic": True,
-            "verbosity": -1,
-        }
-        dtrain = lgb.Dataset(x_tr, label=y_tr)
-        if x_va is None or y_va is None:
-            booster = lgb.train(params, dtrain, num_boost_round=max(1, rounds or p.n_estimators))
-            best = booster.current_iteration()
-        else:
-            dvalid = lgb.Dataset(x_va, label=y_va, reference=dtrain)
-            callbacks: list[Callable[..., Any]] = []
-            if p.early_stopping_rounds > 0:
-                callbacks.append(lgb.early_stopping(p.early_stopping_rounds, verbose=False))
-            booster = lgb.train(
-                params,
-                dtrain,
-                num_boost_round=p.n_estimators,
-                valid_sets=[dvalid],
-                callbacks=callbacks,
-            )
-            best = booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
-        # Keep only the trees that are used: smaller model, faster SHAP.
-        self._booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
-        contrib = self._booster.predict(x_tr[:1], pred_contrib=True, num_threads=self.n_threads)
-        self._gbm_expected = float(np.asarray(contrib)[0, -1])
-        return int(best)
-
-    def _fit_forest(self, x: np.ndarray, y: np.ndarray) -> None:
-        p = self.forest_params
-        forest = RandomForestClassifier(
-            n_estimators=p.n_estimators,
-            max_depth=p.max_depth,
-            min_samples_leaf=p.min_samples_leaf,
-            max_features=p.max_features,
-            random_state=self.random_state,
-            n_jobs=self.train_threads if self.train_threads > 0 else -1,
-        )
-        forest.fit(x.astype(np.float32), y)
-        forest.set_params(n_jobs=1)  # scoring runs on one core per Spark task / API worker
-        self._forest = forest
-        self._forest_explainer = None
-        _, expected = self._forest_shap(x[:1])
-        self._forest_expected = expected
-
-    def _fit_iso(self, x_tr: np.ndarray) -> None:
-        p = self.iso_params
-        iso = IsolationForest(
-            n_estimators=p.n_estimators,
-            max_samples=min(p.max_samples, len(x_tr)),
-            random_state=self.random_state,
-            n_jobs=1,
-        )
-        iso.fit(x_tr.astype(np.float32))
-        self._iso = iso
-        self._iso_leaf_values = []
-        for est in iso.estimators_:
-            tree = est.tree_
-            depth = _node_depths(tree.children_left, tree.children_right)
-            self._iso_leaf_values.append(depth + _average_path_length(tree.n_node_samples))
-        self._iso_explainer = None
-        _, expected = self._iso_shap(x_tr[:1])
-        self._iso_expected = expected
-
-    # ------------------------------------------------------------------ members
+    # ------------------------------------------------------------------ inputs
     def _matrix(self, data: pd.DataFrame | np.ndarray) -> np.ndarray:
         if isinstance(data, pd.DataFrame):
             missing = [c for c in self.feature_names if c not in data.columns]
@@ -440,71 +252,21 @@ class FraudEnsemble:
         return arr
 
     def _require_fitted(self) -> CombinerWeights:
-        if self.weights is None or self._booster is None:
+        if self.weights is None:
             raise RuntimeError("FraudEnsemble is not fitted")
         return self.weights
 
-    def _gbm_margin(self, x: np.ndarray) -> np.ndarray:
-        assert self._booster is not None
-        if x.shape[0] == 0:
-            return np.zeros(0, dtype=np.float64)
-        return np.asarray(self._booster.predict(x, raw_score=True, num_threads=self.n_threads), dtype=np.float64)
-
-    def _path_length(self, x: np.ndarray) -> np.ndarray:
-        """Mean isolation path length h(x) (sklearn's definition, trees average)."""
-        assert self._iso is not None
-        x32 = np.ascontiguousarray(x, dtype=np.float32)
-        total = np.zeros(x32.shape[0], dtype=np.float64)
-        n_features = x32.shape[1]
-        for est, feats, values in zip(
-            self._iso.estimators_, self._iso.estimators_features_, self._iso_leaf_values, strict=True
-        ):
-            sub = x32 if len(feats) == n_features and np.array_equal(feats, np.arange(n_features)) else x32[:, feats]
-            total += values[est.apply(np.ascontiguousarray(sub), check_input=False)]
-        return total / len(self._iso.estimators_)
-
-    def _forest_proba(self, x: np.ndarray) -> np.ndarray:
-        """Mean over the forest's trees of the leaf's fraud share (``predict_proba[:, 1]``)."""
-        assert self._forest is not None
-        if x.shape[0] == 0:
-            return np.zeros(0, dtype=np.float64)
-        x32 = np.ascontiguousarray(x, dtype=np.float32)
-        return np.asarray(self._forest.predict_proba(x32)[:, 1], dtype=np.float64)
-
-    def _forest_shap(self, x: np.ndarray) -> tuple[np.ndarray, float]:
-        """TreeSHAP of the forest's fraud probability (class 1) and its expected value."""
-        if self._forest_explainer is None:
-            import shap  # local import: shap is heavy and only needed for explanations
-
-            self._forest_explainer = shap.TreeExplainer(self._forest, feature_perturbation="tree_path_dependent")
-        x32 = np.asarray(x, dtype=np.float32).astype(np.float64)
-        phi = np.asarray(self._forest_explainer.shap_values(x32, check_additivity=False), dtype=np.float64)
-        if phi.ndim == 3:  # (rows, features, classes)
-            phi = phi[:, :, 1]
-        expected = float(np.ravel(self._forest_explainer.expected_value)[-1])
-        return phi.reshape(x32.shape[0], -1), expected
-
-    def _iso_shap(self, x: np.ndarray) -> tuple[np.ndarray, float]:
-        if self._iso_explainer is None:
-            import shap  # local import: shap is heavy and only needed for explanations
-
-            self._iso_explainer = shap.TreeExplainer(self._iso, feature_perturbation="tree_path_dependent")
-        # sklearn trees compare float32 inputs; feed shap exactly the same values.
-        x32 = np.asarray(x, dtype=np.float32).astype(np.float64)
-        phi = np.asarray(self._iso_explainer.shap_values(x32, check_additivity=False), dtype=np.float64)
-        expected = float(np.ravel(self._iso_explainer.expected_value)[0])
-        return phi.reshape(x32.shape[0], -1), expected
+    def _member(self, kind: type[Any]) -> Any:
+        return next((m for m in self.members if isinstance(m, kind)), None)
 
     # ------------------------------------------------------------------ public API
     @property
     def expected_logit(self) -> float:
         """E[z]: the base value of the logit-space explanation."""
         w = self._require_fitted()
-        base = w.intercept + w.w_gbm * self._gbm_expected
-        if self.use_forest:
-            base += w.w_forest * self._forest_expected
-        if self.use_anomaly:
-            base -= w.w_anomaly * (self._iso_expected - w.path_length_mean) / w.path_length_std
+        base = w.intercept
+        for m in self.members:
+            base += w.of(m) * float(m.column(np.array([m.expected_value]))[0])
         return float(base)
 
     @property
@@ -512,43 +274,46 @@ class FraudEnsemble:
         """sigmoid(E[z]): the base value of the probability-space explanation."""
         return float(expit(self.expected_logit))
 
+    def _n_trees(self, kind: type[Any]) -> int:
+        member = self._member(kind)
+        return 0 if member is None else int(member.n_trees)
+
     @property
     def gbm_n_trees(self) -> int:
         """Number of trees kept in the LightGBM member."""
-        return 0 if self._booster is None else int(self._booster.num_trees())
+        return self._n_trees(GBMMember)
 
     @property
     def forest_n_trees(self) -> int:
         """Number of trees in the RandomForest member (0 if disabled)."""
-        return 0 if self._forest is None else len(self._forest.estimators_)
+        return self._n_trees(ForestMember)
 
     @property
     def iso_n_trees(self) -> int:
         """Number of trees in the IsolationForest member (0 if disabled)."""
-        return 0 if self._iso is None else len(self._iso.estimators_)
+        return self._n_trees(IsolationMember)
 
     def member_outputs(self, df: pd.DataFrame | np.ndarray) -> pd.DataFrame:
         """Raw member outputs: GBM margin, forest probability, mean path length and anomaly z-score."""
-        w = self._require_fitted()
+        self._require_fitted()
         x = self._matrix(df)
-        out = {"gbm_margin": self._gbm_margin(x)}
-        if self.use_forest:
-            out["forest_proba"] = self._forest_proba(x)
-        if self.use_anomaly:
-            h = self._path_length(x)
+        gbm, forest, iso = self._member(GBMMember), self._member(ForestMember), self._member(IsolationMember)
+        out = {"gbm_margin": gbm.raw(x)}
+        if forest is not None:
+            out["forest_proba"] = forest.raw(x)
+        if iso is not None:
+            h = iso.raw(x)
             out["path_length"] = h
-            out["anomaly_z"] = -(h - w.path_length_mean) / w.path_length_std
+            out["anomaly_z"] = iso.column(h)
         return pd.DataFrame(out)
 
     def predict_logit(self, df: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Combined logit z(x)."""
         w = self._require_fitted()
         x = self._matrix(df)
-        z = w.intercept + w.w_gbm * self._gbm_margin(x)
-        if self.use_forest:
-            z = z + w.w_forest * self._forest_proba(x)
-        if self.use_anomaly:
-            z = z - w.w_anomaly * (self._path_length(x) - w.path_length_mean) / w.path_length_std
+        z = np.full(x.shape[0], w.intercept, dtype=np.float64)
+        for m in self.members:
+            z = z + w.of(m) * m.column(m.raw(x))
         return np.asarray(z, dtype=np.float64)
 
     def predict(self, df: pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -559,17 +324,11 @@ class FraudEnsemble:
         """Exact logit-space contributions psi [n, n_features] and base E[z]."""
         w = self._require_fitted()
         x = self._matrix(df)
-        assert self._booster is not None
+        psi = np.zeros((x.shape[0], len(self.feature_names)), dtype=np.float64)
         if x.shape[0] == 0:
-            return np.zeros((0, len(self.feature_names)), dtype=np.float64), self.expected_logit
-        contrib = np.asarray(self._booster.predict(x, pred_contrib=True, num_threads=self.n_threads))
-        psi = w.w_gbm * contrib[:, :-1]
-        if self.use_forest:
-            phi_forest, _ = self._forest_shap(x)
-            psi = psi + w.w_forest * phi_forest
-        if self.use_anomaly:
-            phi_iso, _ = self._iso_shap(x)
-            psi = psi - (w.w_anomaly / w.path_length_std) * phi_iso
+            return psi, self.expected_logit
+        for m in self.members:
+            psi = psi + (w.of(m) * m.slope) * m.shap(x)
         return np.ascontiguousarray(psi, dtype=np.float64), self.expected_logit
 
     def predict_and_explain(self, df: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -616,21 +375,45 @@ class FraudEnsemble:
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        booster = state.pop("_booster")
-        state["_booster_model_str"] = None if booster is None else booster.model_to_string()
-        state["_iso_explainer"] = None  # rebuilt lazily
-        state["_forest_explainer"] = None
-        state["validation_scores"] = None
-        return state
+        return {**self.__dict__, "validation_scores": None}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        model_str = state.pop("_booster_model_str", None)
-        # Ensembles pickled before the forest member existed load as GBM + IsolationForest.
-        for key, default in (("_forest", None), ("_forest_expected", 0.0), ("use_forest", False),
-                             ("forest_params", ForestParams()), ("refit", False), ("validation_scores", None)):
-            state.setdefault(key, default)
+        if "members" not in state:
+            state = _members_from_flat_state(state)
         self.__dict__.update(state)
-        self._booster = None if model_str is None else lgb.Booster(model_str=model_str)
-        self._iso_explainer = None
-        self._forest_explainer = None
+
+
+def _members_from_flat_state(state: dict[str, Any]) -> dict[str, Any]:
+    """Ensembles pickled before the member protocol (registered models) kept each member's parts as
+    fields of their own; build the members from them (and load those pickled before the forest member
+    existed as GBM + IsolationForest)."""
+    import lightgbm as lgb
+
+    state = dict(state)
+    for key, default in (("_forest", None), ("_forest_expected", 0.0), ("use_forest", False),
+                         ("forest_params", ForestParams()), ("refit", False), ("validation_scores", None)):
+        state.setdefault(key, default)
+    weights: CombinerWeights | None = state.get("weights")
+    gbm = GBMMember(state["gbm_params"], n_threads=state["n_threads"], train_threads=state["train_threads"],
+                    random_state=state["random_state"])
+    model_str = state.pop("_booster_model_str", None)
+    gbm.booster = None if model_str is None else lgb.Booster(model_str=model_str)
+    gbm.rounds = state["fit_info"].gbm_best_iteration
+    gbm.expected_value = state.pop("_gbm_expected", 0.0)
+    members: list[Member] = [gbm]
+    if state["use_anomaly"]:
+        iso = IsolationMember(state["iso_params"], random_state=state["random_state"])
+        iso.iso, iso.leaf_values, iso.expected_value = state["_iso"], state["_iso_leaf_values"], state["_iso_expected"]
+        if weights is not None:
+            iso.path_length_mean, iso.path_length_std = weights.path_length_mean, weights.path_length_std
+        members.append(iso)
+    if state["use_forest"] and state["_forest"] is not None:
+        forest = ForestMember(state["forest_params"], train_threads=state["train_threads"],
+                              random_state=state["random_state"])
+        forest.forest, forest.expected_value = state["_forest"], state["_forest_expected"]
+        members.append(forest)
+    for key in ("_iso", "_iso_leaf_values", "_iso_expected", "_iso_explainer", "_forest", "_forest_expected",
+                "_forest_explainer", "_booster"):
+        state.pop(key, None)
+    state["members"] = members
+    return state

@@ -12,7 +12,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from models.ensemble import ForestParams, FraudEnsemble, GBMParams, IsoParams
+from models.ensemble import FraudEnsemble
+from models.members import ForestParams, GBMParams, IsoParams
 from models.metrics import (
     card_precision_at_k,
     evaluate_scores,

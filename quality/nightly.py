@@ -22,8 +22,9 @@ from pyspark.sql import functions as F
 
 from conf.settings import Settings
 from features.catalog import FeatureParams
+from features.table import features_table
 from lakehouse.delta_io import read_table
-from lakehouse.tables import SCORES, TRANSACTIONS, TableContract, features_table
+from lakehouse.tables import SCORES, TRANSACTIONS, TableContract
 from quality.suites import SUITE_NAMES, build_suite
 from quality.validate import RESULT_FORMAT, add_examples, failed, quiet_context, rows_from_gx, write_results
 

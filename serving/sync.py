@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from prometheus_client import Counter, Histogram
 
-from lakehouse.tables import SCORES, features_table
+from lakehouse.tables import SCORES, TableContract
 from serving import schema
 
 log = logging.getLogger("aegis.serving.sync")
@@ -281,24 +281,26 @@ def ensure_schema(dsn: str) -> list[int]:
         return schema.migrate(conn)
 
 
-def start_sync_query(spark: Any, settings: Any, *, on_lag: Callable[[np.ndarray], None] | None = None,
+def start_sync_query(spark: Any, settings: Any, *, features: TableContract,
+                     on_lag: Callable[[np.ndarray], None] | None = None,
                      starting_version: int | None = None) -> SyncQueries:
     """Start the gold.scores and silver.features sync queries beside whatever else runs on ``spark``.
 
-    Migrates the store first and creates gold.scores / silver.features from their contracts when they
-    do not exist yet (as the stream would). Returns a handle with ``stop()``.
+    Migrates the store first and creates gold.scores / silver.features (``features``, the contract from
+    ``features.table.features_table``) when they do not exist yet (as the stream would). Returns a handle
+    with ``stop()``.
     """
     from lakehouse.delta_io import ensure_table
 
     ensure_schema(settings.serving_dsn)
     root = settings.lakehouse_root
-    for contract in (SCORES, features_table()):
+    for contract in (SCORES, features):
         ensure_table(spark, contract, root)
     writer = StoreWriter(settings.serving_dsn, settings.serving.retention_days, on_lag=on_lag)
     name = settings.serving.sync_query_name
     trigger = f"{settings.serving.sync_trigger_seconds} seconds"
     queries = []
-    for table, sink in ((SCORES.path(root), writer.write_scores), (features_table().path(root), writer.write_features)):
+    for table, sink in ((SCORES.path(root), writer.write_scores), (features.path(root), writer.write_features)):
         kind = "scores" if sink == writer.write_scores else "features"
         reader = spark.readStream.format("delta").option("skipChangeCommits", "true")
         if starting_version is not None:
@@ -310,8 +312,10 @@ def start_sync_query(spark: Any, settings: Any, *, on_lag: Callable[[np.ndarray]
     return SyncQueries(tuple(queries), writer)
 
 
-def resync(spark: Any, settings: Any, date_from: date, date_to: date) -> dict[str, int]:
+def resync(spark: Any, settings: Any, date_from: date, date_to: date, *, features: TableContract) -> dict[str, int]:
     """Replace the store's rows of ``date_from..date_to`` (event dates, inclusive) with gold/silver's.
+
+    ``features`` is silver's contract (``features.table.features_table``).
 
     One PostgreSQL transaction: readers see the old rows or the new ones, never a mix.
     """
@@ -326,7 +330,7 @@ def resync(spark: Any, settings: Any, date_from: date, date_to: date) -> dict[st
     names: list[str] = []
     if DeltaTable.isDeltaTable(spark, SCORES.path(root)):
         frames["scores"] = scores_frame(spark.read.format("delta").load(SCORES.path(root)).where(window)).toArrow()
-    silver_path = features_table().path(root)
+    silver_path = features.path(root)
     if DeltaTable.isDeltaTable(spark, silver_path):
         silver = spark.read.format("delta").load(silver_path).where(window)
         names = feature_columns(silver)

@@ -21,15 +21,19 @@ import pytest
 from pyspark.sql import functions as F
 from sklearn.metrics import roc_auc_score
 
+from analysts.catalog import DATABASE, catalog_tables
+from analysts.local import duckdb_connection, polars_frame
+from analysts.spark import register_catalog
+from analysts.views import VIEWS
 from conf.settings import Settings
+from features.table import features_table
 from jobs import sql
 from jobs.backfill import BackfillConfig, backfill, record_run
 from jobs.base import JobContext
 from jobs.scoring import ModelScorer
 from jobs.tables import feature_params
-from lakehouse.catalog import DATABASE, VIEWS, catalog_tables, duckdb_connection, polars_frame, register_catalog
 from lakehouse.delta_io import append_idempotent, read_table, replace_range
-from lakehouse.tables import QUARANTINE, SCORES, TRANSACTIONS, features_table
+from lakehouse.tables import QUARANTINE, SCORES, TRANSACTIONS
 from quality.validate import result_row, write_results
 from tests.conftest import REPO, make_settings
 

@@ -25,8 +25,9 @@ from api.client import AegisClient, ApiError, Forbidden, InvalidRequest, NotFoun
 from api.labels import LabelPublisher
 from conf.settings import Settings
 from features.catalog import FeatureParams, feature_names
-from lakehouse.catalog import arrow_schema
-from lakehouse.tables import SCORES, features_table
+from features.table import features_table
+from lakehouse.arrow import arrow_schema
+from lakehouse.tables import SCORES
 from serving.sync import resync
 from tests.conftest import free_ports, fresh_database, make_settings
 
@@ -146,7 +147,7 @@ def seeded_store(spark: Any, settings: Settings, home: Path, name: str, registry
     seed_lakehouse(root)
     dsn = fresh_database(settings, name)
     seeded = make_settings(home, paths__lakehouse=str(root), mlflow__tracking_uri=registry_uri, serving__dsn=dsn)
-    assert resync(spark, seeded, T0.date(), T0.date()) == {"scores": 28, "features": 27}
+    assert resync(spark, seeded, T0.date(), T0.date(), features=features_table()) == {"scores": 28, "features": 27}
     return seeded
 
 

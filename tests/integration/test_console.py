@@ -17,6 +17,7 @@ import pytest
 from api.app import create_app
 from api.labels import LabelPublisher
 from conf.settings import Settings
+from features.table import features_table
 from serving.sync import resync
 from tests.conftest import free_ports
 from tests.integration.test_api import (
@@ -52,7 +53,7 @@ def console_url(tmp_path_factory: pytest.TempPathFactory, spark: Any, postgres: 
     evil["model_version"] = EVIL
     evil["top_reasons"] = [{"feature": "<b>bold</b>", "value": 1.0, "contribution": 0.3}]
     write_scores(seeded.lakehouse_root, [evil])
-    resync(spark, seeded, T0.date(), T0.date())
+    resync(spark, seeded, T0.date(), T0.date(), features=features_table())
     labels = LabelPublisher(settings.kafka.bootstrap_servers, settings.kafka.topics.labels)
     (port,) = free_ports(1)
     server = uvicorn.Server(uvicorn.Config(create_app(seeded, labels=labels), host="127.0.0.1", port=port,

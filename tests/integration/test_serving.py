@@ -13,7 +13,8 @@ import pytest
 from deltalake import write_deltalake
 
 from conf.settings import Settings
-from lakehouse.catalog import arrow_schema
+from features.table import features_table
+from lakehouse.arrow import arrow_schema
 from lakehouse.tables import SCORES
 from serving import schema
 from serving.sync import SYNC_LAG, delete_expired, resync, start_sync_query
@@ -51,7 +52,7 @@ def test_migrations_apply_once_in_order(serving_dsn: str) -> None:
 def test_sync_upserts_survives_replaced_partitions_and_resync_converges(spark: Any, store_settings: Settings) -> None:
     dsn, root = store_settings.serving_dsn, store_settings.lakehouse_root
     before = lag_count()
-    handle = start_sync_query(spark, store_settings)
+    handle = start_sync_query(spark, store_settings, features=features_table())
     try:
         handle.process_all_available()
         assert rows(dsn, "SELECT count(*) FROM scores") == [(28,)]
@@ -83,13 +84,14 @@ def test_sync_upserts_survives_replaced_partitions_and_resync_converges(spark: A
     finally:
         handle.stop()
 
-    counts = resync(spark, store_settings, T0.date(), T0.date())
+    counts = resync(spark, store_settings, T0.date(), T0.date(), features=features_table())
     assert counts["scores"] == 6  # the day as Delta has it now: the 5 rewritten rows + tx-n2 (tx-n1 was replaced)
     assert rows(dsn, "SELECT transaction_id FROM scores WHERE customer_id = 'c-new'") == [("tx-n2",)]
     assert rows(dsn, "SELECT count(*) FROM scores") == [(6,)]
     assert rows(dsn, "SELECT decision FROM scores WHERE transaction_id = 'tx-h00'") == [("block",)]
 
-    again = start_sync_query(spark, store_settings)  # restart from the checkpoint: nothing is re-applied
+    # Restart from the checkpoint: nothing is re-applied.
+    again = start_sync_query(spark, store_settings, features=features_table())
     try:
         again.process_all_available()
         assert rows(dsn, "SELECT count(*) FROM scores") == [(6,)]
@@ -103,7 +105,7 @@ def test_retention_counts_back_from_the_newest_event_date(spark: Any, store_sett
     write_deltalake(SCORES.path(root), _table([old], SCORES), partition_by=["event_date"],
                     mode="append")  # type: ignore[arg-type]
     write_features(root, [feature_row("tx-old", "c-old", -60 * 24 * 100)])
-    resync(spark, store_settings, T0.date() - timedelta(days=100), T0.date())
+    resync(spark, store_settings, T0.date() - timedelta(days=100), T0.date(), features=features_table())
     assert rows(dsn, "SELECT count(*) FROM scores") == [(29,)]
     with psycopg.connect(dsn) as conn:
         deleted = delete_expired(conn, retention_days=90)

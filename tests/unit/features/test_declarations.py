@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
+
+import pytest
 
 from features.catalog import (
     HANDBOOK_FEATURES,
@@ -12,7 +15,7 @@ from features.catalog import (
     feature_version,
 )
 from features.listing import LISTING_PATH, render_listing
-from features.spec import Aggregation, Entity, Window
+from features.spec import Aggregation, Entity, Window, feature_set_version
 
 
 def test_checked_in_listing_is_current() -> None:
@@ -39,10 +42,47 @@ def test_terminal_windows_carry_the_label_delay_offset() -> None:
     assert all(f.label_delay == timedelta(days=3) for f in rates)
 
 
-def test_version_changes_with_declarations() -> None:
-    assert feature_version() == feature_version(FeatureParams())
-    assert feature_version() != feature_version(FeatureParams(terminal_label_delay_days=3))
-    assert feature_version() != feature_version(FeatureParams(timezone="Europe/Brussels"))
+#: The version of the shipped declarations. A change here is a change of every feature row's and every
+#: score's feature_version: update it together with features/compiled.md (`make features-listing`).
+PINNED_VERSIONS = {FeatureParams(): "fs-58bd7ce7d8", FeatureParams(terminal_label_delay_days=3): "fs-84cd9fc064"}
+
+
+def test_version_is_the_pinned_content_hash() -> None:
+    for params, version in PINNED_VERSIONS.items():
+        assert feature_version(params) == version, params
+
+
+def test_version_is_a_function_of_the_declarations_only() -> None:
+    # Built twice, independently: same declarations, same version.
+    assert feature_set_version(declare_features()) == feature_set_version(declare_features(FeatureParams()))
+    assert feature_version(FeatureParams()) == feature_version(FeatureParams(timezone="UTC"))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"description": "Another meaning."},
+        {"window": Window(timedelta(hours=2))},
+        {"fill": 1.0},
+        {"source": "event_time"},
+        {"version": 2},
+        {"inputs": ("amount",)},
+    ],
+    ids=lambda change: next(iter(change)),
+)
+def test_version_changes_when_one_declaration_changes(change: dict[str, object]) -> None:
+    feats = declare_features()
+    changed = [*feats[:5], dataclasses.replace(feats[5], **change), *feats[6:]]  # type: ignore[arg-type]
+    assert feature_set_version(changed) != feature_set_version(feats)
+
+
+def test_version_changes_with_order_additions_and_parameters() -> None:
+    feats = declare_features()
+    base = feature_set_version(feats)
+    assert feature_set_version([feats[1], feats[0], *feats[2:]]) != base  # model-input order is part of it
+    assert feature_set_version(feats[:-1]) != base
+    assert feature_version(FeatureParams(terminal_label_delay_days=3)) != base
+    assert feature_version(FeatureParams(timezone="Europe/Brussels")) != base
 
 
 def test_window_labels() -> None:

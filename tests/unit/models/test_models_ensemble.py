@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.ensemble import FraudEnsemble, GBMParams, IsoParams, _average_path_length, secant_slope
+from models.ensemble import FraudEnsemble, secant_slope
+from models.members import ForestMember, GBMParams, IsolationMember, IsoParams, Member, average_path_length
 from models.metrics import auc_roc
 from models.scorer import AegisScorer
 from models.synthetic import make_transactions
@@ -64,9 +65,10 @@ def test_path_length_matches_sklearn(trained: TrainResult, feature_names: list[s
     ens = trained.ensemble
     frame = _random_frame(feature_names, 300, seed=3)
     h = ens.member_outputs(frame)["path_length"].to_numpy()
-    assert ens._iso is not None
-    c = _average_path_length(np.array([ens._iso.max_samples_]))[0]
-    h_sklearn = -np.log2(-ens._iso.score_samples(frame.to_numpy())) * c
+    iso = next(m for m in ens.members if isinstance(m, IsolationMember)).iso
+    assert iso is not None
+    c = average_path_length(np.array([iso.max_samples_]))[0]
+    h_sklearn = -np.log2(-iso.score_samples(frame.to_numpy())) * c
     np.testing.assert_allclose(h, h_sklearn, rtol=1e-9)
 
 
@@ -117,16 +119,63 @@ def test_forest_member_contributes_and_is_explained(trained: TrainResult, featur
     outputs = ens.member_outputs(frame)
     assert ((outputs["forest_proba"] >= 0) & (outputs["forest_proba"] <= 1)).all()
     # the forest's TreeSHAP alone is exact for its probability output
-    phi, expected = ens._forest_shap(ens._matrix(frame))
-    np.testing.assert_allclose(expected + phi.sum(axis=1), outputs["forest_proba"], rtol=0, atol=1e-9)
+    forest = next(m for m in ens.members if isinstance(m, ForestMember))
+    phi = forest.shap(frame[feature_names].to_numpy(dtype=np.float64))
+    np.testing.assert_allclose(forest.expected_value + phi.sum(axis=1), outputs["forest_proba"], rtol=0, atol=1e-9)
     # without the forest the logit loses exactly the forest's weighted output
     w = ens.weights
     z = ens.predict_logit(frame)
-    ens.use_forest = False
+    members = list(ens.members)
+    ens.members = [m for m in members if m is not forest]
     try:
         np.testing.assert_allclose(ens.predict_logit(frame), z - w.w_forest * outputs["forest_proba"], atol=1e-9)
     finally:
-        ens.use_forest = True
+        ens.members = members
+
+
+def test_every_member_follows_the_protocol_and_is_exactly_explained(trained: TrainResult,
+                                                                    feature_names: list[str]) -> None:
+    ens = trained.ensemble
+    assert [m.name for m in ens.members] == ["gbm", "anomaly", "forest"]  # the stacking (design) order
+    x = _random_frame(feature_names, 200, seed=8)[feature_names].to_numpy(dtype=np.float64)
+    for member in ens.members:
+        assert isinstance(member, Member) and member.n_trees > 0
+        phi = member.shap(x)
+        assert phi.shape == x.shape
+        np.testing.assert_allclose(member.expected_value + phi.sum(axis=1), member.raw(x), rtol=0, atol=1e-9,
+                                   err_msg=member.name)
+        # the stacking column is affine in the raw output with slope ``slope``
+        raw = member.raw(x)
+        np.testing.assert_allclose(member.column(raw + 1.0) - member.column(raw), member.slope, rtol=1e-9)
+
+
+def _flat_state(ens: FraudEnsemble) -> dict[str, object]:
+    """The pickled state of an ensemble before the member protocol: each member's parts as fields."""
+    state = {k: v for k, v in ens.__getstate__().items() if k != "members"}
+    gbm = next(m for m in ens.members if m.name == "gbm")
+    state.update({"_booster_model_str": gbm.booster.model_to_string(), "_gbm_expected": gbm.expected_value,
+                  "_forest": None, "_forest_expected": 0.0, "_forest_explainer": None})
+    for m in ens.members:
+        if isinstance(m, IsolationMember):
+            state.update({"_iso": m.iso, "_iso_leaf_values": m.leaf_values, "_iso_expected": m.expected_value,
+                          "_iso_explainer": None})
+        if isinstance(m, ForestMember):
+            state.update({"_forest": m.forest, "_forest_expected": m.expected_value})
+    return state
+
+
+def test_an_ensemble_pickled_before_the_member_protocol_loads(trained: TrainResult,
+                                                              feature_names: list[str]) -> None:
+    """Registered models hold the flat pre-protocol state; they must load and score identically."""
+    ens = trained.ensemble
+    old = FraudEnsemble.__new__(FraudEnsemble)
+    old.__setstate__(_flat_state(ens))
+    frame = _random_frame(feature_names, 100, seed=9)
+    expected_scores, expected_contrib, expected_base = ens.predict_and_explain(frame)
+    scores, contrib, base = old.predict_and_explain(frame)
+    np.testing.assert_array_equal(scores, expected_scores)
+    np.testing.assert_array_equal(contrib, expected_contrib)
+    assert base == expected_base and old.describe() == ens.describe()
 
 
 def test_refit_uses_validation_rows_and_keeps_out_of_sample_validation_scores(feature_names: list[str]) -> None:
@@ -156,7 +205,7 @@ def test_ensemble_pickled_before_the_forest_member_still_loads(feature_names: li
     train, valid = df.iloc[:3_000], df.iloc[3_000:]
     ens = FraudEnsemble(feature_names, GBMParams(n_estimators=20), IsoParams(n_estimators=5), use_forest=False)
     ens.fit(train, train["is_fraud"], valid, valid["is_fraud"])
-    state = ens.__getstate__()
+    state = _flat_state(ens)
     for key in ("_forest", "_forest_expected", "_forest_explainer", "use_forest", "forest_params", "refit"):
         state.pop(key)
     old = FraudEnsemble.__new__(FraudEnsemble)
