@@ -23,9 +23,10 @@ from pyspark.sql import functions as F
 from conf.settings import Settings
 from features.catalog import FeatureParams, declare_features
 from features.state_plan import StatePlan
+from features.table import features_table
 from lakehouse.delta_io import append_idempotent
 from lakehouse.kafka_io import publish_scores
-from lakehouse.tables import SCORES, features_table
+from lakehouse.tables import SCORES
 from models.spark_scoring import GOLD_COLUMNS
 from stream.state import merge_halves
 from stream.summary import BatchSummary

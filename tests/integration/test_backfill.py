@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 
 from conf.settings import Settings
 from features.catalog import feature_names
+from features.table import features_table
 from jobs import importer, simulate
 from jobs.backfill import BackfillConfig, backfill, maintain, record_run
 from jobs.base import JobContext
@@ -19,7 +20,7 @@ from jobs.pipeline import overtaken_by_late_arrivals
 from jobs.scoring import ModelScorer
 from jobs.tables import feature_params
 from lakehouse.delta_io import read_table
-from lakehouse.tables import RUN_LOG, SCORES, features_table
+from lakehouse.tables import RUN_LOG, SCORES
 from sources.fixtures import write_handbook_fixture
 from stream.query import await_queries, start
 from tests.integration.conftest import CUSTOMERS, TERMINALS, isolated_settings

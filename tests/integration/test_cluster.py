@@ -36,8 +36,9 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from conf.settings import Settings, load_settings
+from features.table import features_table
 from lakehouse.delta_io import read_table
-from lakehouse.tables import RUN_LOG, SCORES, TRANSACTIONS, features_table
+from lakehouse.tables import RUN_LOG, SCORES, TRANSACTIONS
 from tests.conftest import REPO, free_ports
 from tests.integration.conftest import CUSTOMERS, TERMINALS
 

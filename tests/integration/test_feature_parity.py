@@ -16,11 +16,12 @@ import pytest
 from pyspark.sql import functions as F
 
 from conf.settings import Settings
+from features.table import features_table
 from jobs import features_job, importer, replay, simulate
 from jobs.pipeline import overtaken_by_late_arrivals
 from jobs.tables import feature_params
 from lakehouse.delta_io import read_table
-from lakehouse.tables import TRANSACTIONS, features_table
+from lakehouse.tables import TRANSACTIONS
 from stream.query import StreamQueries, await_queries, start
 from tests.integration.conftest import isolated_settings
 

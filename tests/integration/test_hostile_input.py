@@ -16,10 +16,11 @@ import pyarrow as pa
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
+from analysts.catalog import catalog_tables
+from analysts.local import duckdb_connection, polars_frame
 from conf.settings import Settings
 from jobs.backfill import BackfillConfig, backfill
 from jobs.base import JobContext
-from lakehouse.catalog import catalog_tables, duckdb_connection, polars_frame
 from lakehouse.tables import LABELS, QUARANTINE, SCORES, TRANSACTIONS
 from tests.hostile import all_card_numbers, corpus
 from tests.integration.conftest import isolated_settings

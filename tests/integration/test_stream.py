@@ -10,9 +10,10 @@ from kafka import KafkaConsumer, KafkaProducer
 from pyspark.sql import functions as F
 
 from conf.settings import Settings
+from features.table import features_table
 from jobs import features_job, simulate, stream
 from lakehouse.delta_io import read_table
-from lakehouse.tables import QUARANTINE, SCORES, TRANSACTIONS, VALIDATION_RESULTS, features_table
+from lakehouse.tables import QUARANTINE, SCORES, TRANSACTIONS, VALIDATION_RESULTS
 from tests.integration.conftest import CUSTOMERS, TERMINALS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

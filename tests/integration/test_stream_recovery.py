@@ -15,11 +15,12 @@ import pytest
 from pyspark.sql import functions as F
 
 from conf.settings import Settings
+from features.table import features_table
 from jobs import features_job, simulate
 from jobs.scoring import ModelScorer, mlflow_client
 from jobs.tables import feature_params
 from lakehouse.delta_io import read_table
-from lakehouse.tables import QUARANTINE, SCORES, TRANSACTIONS, features_table
+from lakehouse.tables import QUARANTINE, SCORES, TRANSACTIONS
 from models.registry import CHAMPION, get_alias_version, set_alias
 from stream.query import start
 from tests.conftest import REPO
