@@ -94,6 +94,8 @@ def main() -> int:
         }
         print(f"bench-stream: latency at {LATENCY_RATE:.0f}/s {latency}", flush=True)
         reference = _reference(settings, SATURATION_EVENTS, scorer.current().path, home / "reference-scores.csv")
+        explain = _explain_cost(settings, scorer.current().path)
+        print(f"bench-stream: ensemble predict + exact SHAP {explain}", flush=True)
         print(f"bench-stream: reference without Spark {reference}", flush=True)
     finally:
         broker.stop()
@@ -109,6 +111,8 @@ def main() -> int:
         "saturation": saturation,
         "latency_at_fixed_rate": latency,
         "reference_without_spark": reference,
+        # The ensemble's own cost (one process, no Spark) and the ceiling it alone puts on 2 cores.
+        "explain_cost": explain,
         # The strict contract check's own cost (issue 17): CPU per event on one core, no Spark.
         "contract_check": _contract_check_cost(str(HANDBOOK / "transactions-2018-07.parquet")),
         "stream_to_reference_ratio": round(sustained / reference["events_per_second"], 2)
@@ -284,6 +288,29 @@ def _score_topic_seconds(settings, appended: dict[str, float]) -> np.ndarray:
             seconds.append(record.timestamp / 1000.0 - appended.pop(tx_id))
     consumer.close()
     return np.array(seconds)
+
+
+def _explain_cost(settings, model_path: str, rows: int = 5000) -> dict[str, float]:
+    """CPU µs per row of the champion's predict + exact SHAP on silver rows, and the 2-core ceiling."""
+    import os
+
+    from deltalake import DeltaTable
+
+    from features.catalog import feature_names
+    from jobs.tables import feature_params
+    from models.pyfunc import load_scorer
+
+    names = feature_names(feature_params(settings))
+    silver = DeltaTable(str(settings.lakehouse_root / "silver" / "features")).to_pandas(columns=names)
+    frame = silver.tail(rows).astype("float64").reset_index(drop=True)
+    scorer = load_scorer(model_path)
+    scorer.score(frame.head(100))
+    started = time.process_time()
+    scorer.score(frame)
+    per_row = (time.process_time() - started) / len(frame)
+    cores = os.cpu_count() or 1
+    return {"cpu_us_per_row": round(per_row * 1e6, 1), "rows_per_s_per_core": round(1 / per_row, 1),
+            "ceiling_events_per_s_on_all_cores": round(cores / per_row, 1), "cores": cores}
 
 
 def _contract_check_cost(path: str, count: int = 20_000) -> dict:
