@@ -106,7 +106,8 @@ class KafkaSettings(Strict):
         "earliest", description="Where a brand-new streaming query starts reading."
     )
     max_offsets_per_trigger: int | None = Field(
-        None, ge=1, description="Upper bound of records per micro-batch (None = all available)."
+        None, ge=1, description="Upper bound of records per micro-batch of the stream's cold query "
+        "(None = all available); the stream's hot query always reads what is available."
     )
 
     @field_validator("bootstrap_servers")

@@ -34,8 +34,13 @@ SCORE_PAYLOAD = ("transaction_id", "customer_id", "terminal_id", "event_time", "
                  "model_name", "model_version", "policy_version", "feature_version", "top_reasons", "scored_at")
 
 
-def kafka_source(spark: SparkSession, settings: Settings, topics: list[str]) -> DataFrame:
-    """The given topics as one streaming DataFrame (Kafka's key, value, topic, partition, offset, timestamp)."""
+def kafka_source(spark: SparkSession, settings: Settings, topics: list[str], capped: bool = True) -> DataFrame:
+    """The given topics as one streaming DataFrame (Kafka's key, value, topic, partition, offset, timestamp).
+
+    ``capped`` applies ``kafka.max_offsets_per_trigger``. The stream's hot query reads uncapped: a
+    cap splits a backlog across partitions unevenly in event time, and the event-time watermark
+    (the newest event of any partition) would then turn the slower partitions' events late.
+    """
     k = settings.kafka
     reader = (
         spark.readStream.format("kafka")
@@ -43,7 +48,7 @@ def kafka_source(spark: SparkSession, settings: Settings, topics: list[str]) -> 
         .option("subscribe", ",".join(topics))
         .option("startingOffsets", k.starting_offsets)
     )
-    if k.max_offsets_per_trigger:
+    if capped and k.max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", k.max_offsets_per_trigger)
     return reader.load()
 

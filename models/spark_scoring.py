@@ -7,6 +7,9 @@ so micro-batches reuse it; a new path (a new ``@champion``) loads the new versio
 from __future__ import annotations
 
 import json
+import os
+import sys
+import time
 from typing import Any
 
 import numpy as np
@@ -25,6 +28,7 @@ from pyspark.sql.types import (
 )
 
 _CACHE: dict[str, Any] = {}
+_PROFILE = bool(os.environ.get("AEGIS_SCORE_PROFILE"))
 
 _UDF_OUTPUT = StructType(
     [
@@ -61,6 +65,7 @@ def _scorer(model_path: str) -> Any:
 
 def _score_columns(model_path: str, feature_names: list[str]):
     def score(*columns: pa.Array) -> pa.Array:
+        started = time.process_time()
         scorer = _scorer(model_path)
         frame = pd.DataFrame({name: column.to_numpy(zero_copy_only=False)
                               for name, column in zip(feature_names, columns, strict=True)})
@@ -79,6 +84,9 @@ def _score_columns(model_path: str, feature_names: list[str]):
             pa.array(out["expected_value"].to_numpy(dtype=np.float64)),
             pa.array(np.full(n, now, dtype=np.int64), type=pa.timestamp("us", tz="UTC")),
         ]
+        if _PROFILE:
+            print(f"aegis-score profile: {n} rows, {time.process_time() - started:.3f}s CPU", file=sys.stderr,
+                  flush=True)
         return pa.StructArray.from_arrays(arrays, names=_UDF_OUTPUT.fieldNames())
 
     return score

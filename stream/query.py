@@ -119,7 +119,8 @@ def start(spark: SparkSession, settings: Settings, params: FeatureParams, scorer
     initial = None
     if s.state_bootstrap and is_new_checkpoint(hot_checkpoint):
         initial = initial_state(spark, settings, plan)
-    halves = featurize_in_state(spark, hot_input(kafka_source(spark, settings, topics), settings), plan, initial)
+    raw = kafka_source(spark, settings, topics, capped=False)
+    halves = featurize_in_state(spark, hot_input(raw, settings), plan, initial)
     hot_path = HotPath(settings, params, plan, scorer)
     cold_path = ColdPath(settings)
     hot = _start(halves, f"{s.query_name}.hot", hot_checkpoint, s.trigger_seconds, _in_pool("hot", hot_path))
