@@ -125,10 +125,11 @@ class Progress:
 
 
 class SparkProgress:
-    """While a long Spark stage runs: its tasks done, rows it covers and an estimate, every ``every`` s.
+    """While a long Spark action runs: elapsed time, the rows it covers and its running stages'
+    tasks, every ``every`` s.
 
     A Spark action gives no row counts until it ends, so progress is read off the scheduler
-    (``statusTracker``): tasks completed over tasks known in the active stages.
+    (``statusTracker``); a stage's remaining time is estimated only from its own finished tasks.
     """
 
     def __init__(self, spark: SparkSession, stage: str, rows: int | None = None, every: float = 10.0) -> None:
@@ -139,6 +140,7 @@ class SparkProgress:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name=f"progress-{stage}", daemon=True)
         self.started = time.monotonic()
+        self._stage_seen: dict[int, float] = {}  # when each running stage was first seen
 
     def __enter__(self) -> SparkProgress:
         self._thread.start()
@@ -149,39 +151,37 @@ class SparkProgress:
         self._thread.join(timeout=5)
         log.info("%s: done in %.1fs", self.stage, time.monotonic() - self.started)
 
-    def share(self) -> tuple[float, str] | None:
-        """(fraction done, description) of the running Spark jobs: finished stages plus the
-        running stages' finished tasks, over all their stages."""
-        stages_total = 0
-        done = 0.0
-        running: list[str] = []
+    def running_stages(self, now: float | None = None) -> list[str]:
+        """What is known of the running Spark stages: tasks done of tasks, and, once a stage has
+        finished some tasks, the time its remaining tasks need at the rate measured so far.
+
+        Stages not submitted yet are not counted: their size is unknown, so no whole-job
+        estimate is given (it would be a guess).
+        """
+        now = time.monotonic() if now is None else now
+        out: list[str] = []
         for job_id in self.tracker.getActiveJobsIds():
             job = self.tracker.getJobInfo(job_id)
             if job is None:
                 continue
             for stage_id in job.stageIds:
-                stages_total += 1
                 info = self.tracker.getStageInfo(stage_id)
-                if info is None or info.numTasks == 0:
+                if info is None or info.numTasks == 0 or info.numCompletedTasks >= info.numTasks:
                     continue
-                done += info.numCompletedTasks / info.numTasks
-                if info.numActiveTasks > 0 or 0 < info.numCompletedTasks < info.numTasks:
-                    running.append(f"{info.numCompletedTasks}/{info.numTasks} tasks")
-        if not stages_total:
-            return None
-        # Stages not submitted yet (or skipped, their shuffle output reused) count as not done,
-        # so the estimate errs on the long side.
-        return done / stages_total, f"{len(running)} stage(s) running ({', '.join(running) or '-'})"
+                if info.numActiveTasks == 0 and info.numCompletedTasks == 0:
+                    continue  # submitted but waiting for its parents
+                seen = self._stage_seen.setdefault(stage_id, now)
+                text = f"stage {stage_id}: {info.numCompletedTasks}/{info.numTasks} tasks"
+                if info.numCompletedTasks > 0 and now > seen:
+                    per_task = (now - seen) / info.numCompletedTasks
+                    text += f", ~{per_task * (info.numTasks - info.numCompletedTasks):.0f}s left in it"
+                out.append(text)
+        return out
 
     def _watch(self) -> None:
         while not self._stop.wait(self.every):
             elapsed = time.monotonic() - self.started
             rows = f", {self.rows:,} rows" if self.rows is not None else ""
-            progress = self.share()
-            if progress is None:
-                log.info("%s: %.0fs elapsed%s", self.stage, elapsed, rows)
-                continue
-            share, running = progress
-            left = f"~{elapsed * (1 - share) / share:.0f}s left" if share > 0.02 else "estimating"
-            log.info("%s: about %.0f%% of the Spark work done%s, %s, %.0fs elapsed, %s", self.stage, 100 * share,
-                     rows, running, elapsed, left)
+            stages = self.running_stages()
+            log.info("%s: %.0fs elapsed%s; %s", self.stage, elapsed, rows,
+                     "; ".join(stages) if stages else "no stage running")
