@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conf.settings import Settings, load_settings
-from lakehouse.ports import free_ports
-
-REPO = Path(__file__).resolve().parents[1]
-HANDBOOK = REPO.parent / "shared" / "data" / "handbook"
-CACHE = Path(os.environ.get("AEGIS_CACHE_DIR", REPO / ".cache"))
-
-
-def make_settings(home: Path, **overrides: object) -> Settings:
-    """Test-profile settings rooted at ``home`` (cache shared with the repo)."""
-    base: dict[str, object] = {"paths": {"home": str(home), "cache": str(CACHE)}}
-    for dotted, value in overrides.items():
-        cursor = base
-        parts = dotted.split("__")
-        for part in parts[:-1]:
-            cursor = cursor.setdefault(part, {})  # type: ignore[assignment]
-        cursor[parts[-1]] = value
-    return load_settings("test", overrides=base, environ={})
+from conf.settings import Settings
+from tests.support import HANDBOOK, free_ports, fresh_database, make_settings
 
 
 @pytest.fixture(scope="session")
@@ -77,25 +60,6 @@ def postgres(settings: Settings) -> Iterator[object]:
     yield server
     server.stop()
     shutil.rmtree(data_dir, ignore_errors=True)
-
-
-def fresh_database(settings: Settings, name: str, migrate: bool = True) -> str:
-    """A new, empty database ``name`` on the session's server (migrated unless told not to); its DSN."""
-    import re
-
-    import psycopg
-
-    from serving.sync import ensure_schema
-
-    name = re.sub(r"[^a-z0-9_]", "_", name.lower())[:50]
-    server = settings.serving_dsn.rsplit("/", 1)[0]
-    with psycopg.connect(server + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    dsn = f"{server}/{name}"
-    if migrate:
-        ensure_schema(dsn)
-    return dsn
 
 
 @pytest.fixture

@@ -8,11 +8,7 @@ import pytest
 
 from conf.settings import Settings
 from jobs.base import JobContext
-from tests.conftest import make_settings
-
-HISTORY_DAYS = 42
-CUSTOMERS = 400
-TERMINALS = 300
+from tests.support import CUSTOMERS, HISTORY_DAYS, TERMINALS
 
 
 @pytest.fixture(scope="session")
@@ -27,19 +23,3 @@ def trained(spark, settings: Settings) -> Iterator[dict]:
     yield summary
 
 
-def isolated_settings(settings: Settings, name: str, **overrides: object) -> Settings:
-    """Same broker and MLflow registry, its own lakehouse, topics and query name (plus ``overrides``)."""
-    return make_settings(
-        settings.paths.home,
-        paths__lakehouse=str(settings.paths.home / name / "lakehouse"),
-        paths__checkpoints=str(settings.paths.home / name / "checkpoints"),
-        kafka__bootstrap_servers=settings.kafka.bootstrap_servers,
-        kafka__broker__port=settings.kafka.broker.port,
-        kafka__broker__controller_port=settings.kafka.broker.controller_port,
-        kafka__topics__transactions=f"{name}.transactions",
-        kafka__topics__labels=f"{name}.labels",
-        kafka__topics__scores=f"{name}.scores",
-        kafka__max_offsets_per_trigger=120,
-        stream__query_name=f"{name}-stream",
-        **overrides,
-    )

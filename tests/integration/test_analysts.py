@@ -35,7 +35,7 @@ from jobs.tables import feature_params
 from lakehouse.delta_io import append_idempotent, read_table, replace_range
 from lakehouse.tables import QUARANTINE, SCORES, TRANSACTIONS
 from quality.validate import result_row, write_results
-from tests.conftest import REPO, make_settings
+from tests.support import REPO, make_settings
 
 pytestmark = pytest.mark.integration
 

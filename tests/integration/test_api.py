@@ -29,7 +29,7 @@ from features.table import features_table
 from lakehouse.arrow import arrow_schema
 from lakehouse.tables import SCORES
 from serving.sync import resync
-from tests.conftest import free_ports, fresh_database, make_settings
+from tests.support import free_ports, fresh_database, make_settings
 
 with warnings.catch_warnings():  # starlette suggests httpx2 for its test client; httpx is what we pin
     warnings.filterwarnings("ignore", message=".*httpx2.*")

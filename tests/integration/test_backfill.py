@@ -23,7 +23,7 @@ from lakehouse.delta_io import read_table
 from lakehouse.tables import RUN_LOG, SCORES
 from sources.fixtures import write_handbook_fixture
 from stream.query import await_queries, start
-from tests.integration.conftest import CUSTOMERS, TERMINALS, isolated_settings
+from tests.support import CUSTOMERS, TERMINALS, isolated_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 FIXTURE_DAYS = (date(2018, 4, 1), date(2018, 4, 2), date(2018, 4, 3))

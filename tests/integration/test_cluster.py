@@ -39,8 +39,7 @@ from conf.settings import Settings, load_settings
 from features.table import features_table
 from lakehouse.delta_io import read_table
 from lakehouse.tables import RUN_LOG, SCORES, TRANSACTIONS
-from tests.conftest import REPO, free_ports
-from tests.integration.conftest import CUSTOMERS, TERMINALS
+from tests.support import CUSTOMERS, REPO, TERMINALS, free_ports
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -19,7 +19,6 @@ from api.labels import LabelPublisher
 from conf.settings import Settings
 from features.table import features_table
 from serving.sync import resync
-from tests.conftest import free_ports
 from tests.integration.test_api import (
     ANALYST,
     HEAVY,
@@ -33,6 +32,7 @@ from tests.integration.test_api import (
     wait_for,
     write_scores,
 )
+from tests.support import free_ports
 
 pytestmark = pytest.mark.integration
 

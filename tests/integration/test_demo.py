@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from lakehouse.ports import free_ports
-from tests.conftest import CACHE, REPO
+from tests.support import CACHE, REPO
 
 pytestmark = pytest.mark.integration
 AEGIS = [sys.executable, "-m", "jobs.cli"]

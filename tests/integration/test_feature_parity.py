@@ -23,7 +23,7 @@ from jobs.tables import feature_params
 from lakehouse.delta_io import read_table
 from lakehouse.tables import TRANSACTIONS
 from stream.query import StreamQueries, await_queries, start
-from tests.integration.conftest import isolated_settings
+from tests.support import isolated_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

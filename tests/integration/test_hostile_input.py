@@ -23,7 +23,7 @@ from jobs.backfill import BackfillConfig, backfill
 from jobs.base import JobContext
 from lakehouse.tables import LABELS, QUARANTINE, SCORES, TRANSACTIONS
 from tests.hostile import all_card_numbers, corpus
-from tests.integration.conftest import isolated_settings
+from tests.support import isolated_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -19,7 +19,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from lakehouse.jvm import kafka_classpath
 from lakehouse.kafka_broker import KafkaBroker, KafkaBrokerError
-from tests.conftest import free_ports
+from tests.support import free_ports
 
 pytestmark = pytest.mark.integration
 

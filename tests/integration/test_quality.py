@@ -20,7 +20,7 @@ from quality.ingest import FAILED, parse_transactions, quarantine_rows, valid_ro
 from quality.nightly import QualityGateError, validate_day
 from quality.rules import load_suite
 from quality.validate import stream_batch_checks, validate_dataframe
-from tests.conftest import make_settings
+from tests.support import make_settings
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,8 @@ from lakehouse.arrow import arrow_schema
 from lakehouse.tables import SCORES
 from serving import schema
 from serving.sync import SYNC_LAG, delete_expired, resync, start_sync_query
-from tests.conftest import make_settings
 from tests.integration.test_api import HEAVY, LIGHT, T0, feature_row, score_row, seed_lakehouse, write_features
+from tests.support import make_settings
 
 pytestmark = pytest.mark.integration
 
@@ -126,7 +126,7 @@ def test_serving_handle_serves_the_console_and_new_commits(spark: Any, store_set
     import httpx
 
     from jobs.serving_job import start_serving
-    from tests.conftest import free_ports
+    from tests.support import free_ports
 
     (port,) = free_ports(1)
     handle = start_serving(store_settings, spark, port=port)

@@ -15,7 +15,7 @@ from jobs import importer, replay
 from lakehouse.delta_io import table_status
 from lakehouse.tables import LABELS, TRANSACTIONS
 from sources.fixtures import HandbookFixture, write_handbook_fixture
-from tests.integration.conftest import isolated_settings
+from tests.support import isolated_settings
 
 pytestmark = [pytest.mark.integration]
 

@@ -14,7 +14,7 @@ from features.table import features_table
 from jobs import features_job, simulate, stream
 from lakehouse.delta_io import read_table
 from lakehouse.tables import QUARANTINE, SCORES, TRANSACTIONS, VALIDATION_RESULTS
-from tests.integration.conftest import CUSTOMERS, TERMINALS
+from tests.support import CUSTOMERS, TERMINALS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -23,8 +23,7 @@ from lakehouse.delta_io import read_table
 from lakehouse.tables import QUARANTINE, SCORES, TRANSACTIONS
 from models.registry import CHAMPION, get_alias_version, set_alias
 from stream.query import start
-from tests.conftest import REPO
-from tests.integration.conftest import CUSTOMERS, TERMINALS, isolated_settings
+from tests.support import CUSTOMERS, REPO, TERMINALS, isolated_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

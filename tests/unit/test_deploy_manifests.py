@@ -23,7 +23,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from conf.settings import ENV_PREFIX, Settings, load_settings
-from tests.conftest import REPO
+from tests.support import REPO
 
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "k8s"

@@ -11,13 +11,13 @@ class FakeTracker:
     def __init__(self) -> None:
         self.stages: dict[int, SimpleNamespace] = {}
 
-    def getActiveJobsIds(self) -> list[int]:  # noqa: N802 (Spark's name)
+    def getActiveJobsIds(self) -> list[int]:
         return [7]
 
-    def getJobInfo(self, job_id: int) -> SimpleNamespace:  # noqa: N802
+    def getJobInfo(self, job_id: int) -> SimpleNamespace:
         return SimpleNamespace(stageIds=sorted(self.stages))
 
-    def getStageInfo(self, stage_id: int) -> SimpleNamespace:  # noqa: N802
+    def getStageInfo(self, stage_id: int) -> SimpleNamespace:
         return self.stages[stage_id]
 
 

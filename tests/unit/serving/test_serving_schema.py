@@ -9,7 +9,7 @@ import pytest
 
 from lakehouse.ports import free_ports
 from serving import schema
-from tests.conftest import make_settings
+from tests.support import make_settings
 
 
 def test_shipped_migrations_are_numbered_in_order() -> None:
