@@ -70,9 +70,11 @@ def configure_builder(
         "spark.sql.extensions": DELTA_EXTENSION,
         "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
         "spark.sql.shuffle.partitions": str(spark.shuffle_partitions),
-        # The stream's hot and cold queries share the cores through weighted pools.
+        # The stream's hot and cold queries share the cores through pools (weighted where the pool
+        # file is at hand; a spark-submit staging copy of the code has no deploy/ folder).
         "spark.scheduler.mode": "FAIR",
-        "spark.scheduler.allocation.file": FAIR_SCHEDULER_CONFIG.as_uri(),
+        **({"spark.scheduler.allocation.file": FAIR_SCHEDULER_CONFIG.as_uri()} if FAIR_SCHEDULER_CONFIG.is_file()
+           else {}),
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.enabled": str(spark.ui_enabled).lower(),
         "spark.ui.showConsoleProgress": "false",

@@ -8,6 +8,7 @@ The stream runs features only (no scorer); the batch engine recomputes the same 
 
 from __future__ import annotations
 
+import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -36,6 +37,10 @@ def _featurize_live(spark, s: Settings, produce) -> StreamQueries:
     """Run the stream (features only) while ``produce()`` publishes, until it is drained."""
     queries = start(spark, s, feature_params(s), scorer=None)
     try:
+        # The first micro-batch seeds the state from bronze; traffic starts after it, so that it
+        # spreads over several micro-batches instead of waiting for the seed in Kafka.
+        while queries.is_active and not queries.hot.recentProgress:
+            time.sleep(0.2)
         produce()
         await_queries(queries, max_seconds=400, until_idle=True, idle_seconds=6)
     finally:
