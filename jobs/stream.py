@@ -7,7 +7,14 @@ Run it with ``aegis stream`` or ``spark-submit jobs/stream.py --profile cluster`
 from __future__ import annotations
 
 import logging
+import os
 import sys
+
+if __name__ == "__main__":
+    # Run as a script (spark-submit jobs/stream.py), Python puts jobs/ first on the path, where this
+    # file would shadow the `stream` package.
+    _here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _here]
 
 from pyspark.sql import SparkSession
 
