@@ -38,7 +38,7 @@ from lakehouse.delta_io import read_table
 from lakehouse.tables import SCORES, TRANSACTIONS
 from models.registry import CHAMPION, get_alias_version
 from sources.live import SimClock
-from stream.query import StreamQueries
+from stream.query import StreamQueries, is_busy
 from stream.query import start as start_stream
 
 log = logging.getLogger("aegis.demo")
@@ -139,17 +139,11 @@ def _drain(queries: StreamQueries, config: DemoConfig, scored: Callable[[], int]
         show()
         if scored() >= sent:
             return
-        if all(_idle(q) for q in queries.queries):
+        if not any(is_busy(q) for q in queries.queries):
             return
     if queries.is_active:
         print(f"demo: the stream had not scored everything after {config.drain_seconds:.0f}s of draining "
               f"({scored():,} of {sent:,}); stopping it after its current micro-batch", flush=True)
-
-
-def _idle(query: Any) -> bool:
-    progress, status = query.lastProgress, query.status
-    waiting = not status.get("isDataAvailable") and not status.get("isTriggerActive")
-    return bool(progress and progress.get("numInputRows", 0) == 0 and waiting)
 
 
 def _stop_between_batches(queries: StreamQueries, timeout: float = 300.0) -> None:

@@ -159,7 +159,7 @@ def await_queries(run: StreamQueries, max_seconds: float | None = None, until_id
         if max_seconds is not None and time.monotonic() - started >= max_seconds:
             break
         if until_idle:
-            if any(_busy(q) for q in run.queries):
+            if any(is_busy(q) for q in run.queries):
                 idle_since = None
             elif idle_since is None:
                 idle_since = time.monotonic()
@@ -171,7 +171,8 @@ def await_queries(run: StreamQueries, max_seconds: float | None = None, until_id
         raise RuntimeError(f"streaming query failed: {error}")
 
 
-def _busy(query: StreamingQuery) -> bool:
+def is_busy(query: StreamingQuery) -> bool:
+    """Whether the query has not reported yet, has data waiting, runs a trigger or just read rows."""
     progress = query.lastProgress
     status = query.status
     return bool(progress is None or status.get("isDataAvailable") or status.get("isTriggerActive")

@@ -48,17 +48,16 @@ public final class FeatureProcessor extends StatefulProcessorWithInitialState<St
     private static final class Layout {
         final int kind;
         final int id;
-        final int eventUs;
         final int reportedUs;
         final int isFraud;
         final int outLate;
         final int[] carryIn;
         final int[] carryOut;
+        final java.util.Map<String, Integer> featureOut = new java.util.HashMap<>();
 
-        Layout(StructType in, StructType out, List<String> carry) {
+        Layout(StructType in, StructType out, List<String> carry, StateConfig config) {
             kind = in.fieldIndex("kind");
             id = in.fieldIndex("transaction_id");
-            eventUs = in.fieldIndex("event_us");
             reportedUs = in.fieldIndex("reported_us");
             isFraud = in.fieldIndex("is_fraud");
             outLate = out.fieldIndex("is_late");
@@ -68,6 +67,11 @@ public final class FeatureProcessor extends StatefulProcessorWithInitialState<St
                 carryIn[i] = in.fieldIndex(carry.get(i));
                 carryOut[i] = out.fieldIndex(carry.get(i));
             }
+            for (StateConfig.Route route : config.routes.values()) {
+                for (FeatureSpec f : route.features) {
+                    featureOut.put(f.name, out.fieldIndex(f.name));
+                }
+            }
         }
     }
 
@@ -76,7 +80,7 @@ public final class FeatureProcessor extends StatefulProcessorWithInitialState<St
         stored = getHandle().getValueState("key_state", Encoders.BINARY(), TTLConfig.NONE());
         pendingRows = getHandle().getMapState("pending_rows", Encoders.STRING(), Encoders.row(inputSchema),
                 TTLConfig.NONE());
-        layout = new Layout(inputSchema, outputSchema, config.carry);
+        layout = new Layout(inputSchema, outputSchema, config.carry, config);
         nanos = new long[5];
     }
 
@@ -233,7 +237,7 @@ public final class FeatureProcessor extends StatefulProcessorWithInitialState<St
         values[1] = event.id;
         values[layout.outLate] = late;
         for (FeatureSpec f : route.features) {
-            values[outputSchema.fieldIndex(f.name)] = WindowMath.evaluate(f, state, event);
+            values[layout.featureOut.get(f.name)] = WindowMath.evaluate(f, state, event);
         }
         if (route.carries && row != null) {
             for (int i = 0; i < layout.carryIn.length; i++) {
