@@ -14,7 +14,9 @@ from pyspark.sql import DataFrame, SparkSession
 
 from conf.settings import Settings
 from features.catalog import FeatureParams, feature_names
+from models.pyfunc import load_scorer
 from models.registry import get_alias_version
+from models.scorer import WORKER_COPY
 from models.spark_scoring import score_features
 
 log = logging.getLogger("aegis.scoring")
@@ -61,14 +63,23 @@ def resolve_model(settings: Settings, client: MlflowClient, ref: str | None = No
     if not (target / "MLmodel").exists():
         target.mkdir(parents=True, exist_ok=True)
         mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version.version}", dst_path=str(target))
+    if not (target / WORKER_COPY).is_file():
+        load_scorer(str(target)).save(target / WORKER_COPY)
     return ResolvedModel(name, str(version.version), str(target))
 
 
 class ModelScorer:
     """Callable features -> scores that re-resolves the alias at most every refresh interval."""
 
-    def __init__(self, spark: SparkSession, settings: Settings, params: FeatureParams, source: str,
-                 ref: str | None = None, run_id: str | None = None) -> None:
+    def __init__(
+        self,
+        spark: SparkSession,
+        settings: Settings,
+        params: FeatureParams,
+        source: str,
+        ref: str | None = None,
+        run_id: str | None = None,
+    ) -> None:
         self.settings = settings
         self.names = feature_names(params)
         self.source = source

@@ -32,6 +32,7 @@ VERBOSE_LEVELS = ("DEBUG", "TRACE", "ALL")
 PYSPARK_PANDAS_WARNING = "ignore:PySpark does not yet fully support pandas:FutureWarning"
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+PYTHON_DAEMON_MODULE = "lakehouse.python_daemon"
 ROCKSDB_PROVIDER = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
 
 
@@ -73,14 +74,19 @@ def configure_builder(
         # The stream's hot and cold queries share the cores through pools (weighted where the pool
         # file is at hand; a spark-submit staging copy of the code has no deploy/ folder).
         "spark.scheduler.mode": "FAIR",
-        **({"spark.scheduler.allocation.file": FAIR_SCHEDULER_CONFIG.as_uri()} if FAIR_SCHEDULER_CONFIG.is_file()
-           else {}),
+        **(
+            {"spark.scheduler.allocation.file": FAIR_SCHEDULER_CONFIG.as_uri()}
+            if FAIR_SCHEDULER_CONFIG.is_file()
+            else {}
+        ),
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.enabled": str(spark.ui_enabled).lower(),
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.streaming.stateStore.providerClass": ROCKSDB_PROVIDER,
         "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
+        # UDF workers fork from a daemon that has the scoring libraries imported (lakehouse/python_daemon.py).
+        "spark.python.daemon.module": PYTHON_DAEMON_MODULE,
         "spark.sql.adaptive.enabled": "true",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         "spark.databricks.delta.retentionDurationCheck.enabled": "true",
@@ -121,8 +127,9 @@ def _launch_gateway(builder: SparkSession.Builder, filter_noise: bool) -> None:
     gateway = launch_gateway(conf, popen_kwargs={"stderr": subprocess.PIPE} if filter_noise else None)
     proc = getattr(gateway, "proc", None)
     if filter_noise and proc is not None and proc.stderr is not None:
-        threading.Thread(target=_relay, args=(proc.stderr, _JVM_STARTUP_NOISE), name="aegis-jvm-stderr",
-                         daemon=True).start()
+        threading.Thread(
+            target=_relay, args=(proc.stderr, _JVM_STARTUP_NOISE), name="aegis-jvm-stderr", daemon=True
+        ).start()
     SparkContext._ensure_initialized(gateway=gateway)
 
 

@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,8 @@ from pyspark.sql.types import (
     StructType,
     TimestampType,
 )
+
+from models.scorer import WORKER_COPY, AegisScorer
 
 _CACHE: dict[str, Any] = {}
 _PROFILE = bool(os.environ.get("AEGIS_SCORE_PROFILE"))
@@ -55,10 +58,14 @@ _REASONS = ArrayType(
 def _scorer(model_path: str) -> Any:
     scorer = _CACHE.get(model_path)
     if scorer is None:
-        from models.pyfunc import load_scorer
-
         _CACHE.clear()  # keep one version per worker
-        scorer = load_scorer(model_path)
+        copy = Path(model_path) / WORKER_COPY
+        if copy.is_file():
+            scorer = AegisScorer.load(copy)
+        else:
+            from models.pyfunc import load_scorer
+
+            scorer = load_scorer(model_path)
         _CACHE[model_path] = scorer
     return scorer
 
@@ -66,9 +73,12 @@ def _scorer(model_path: str) -> Any:
 def _score_columns(model_path: str, feature_names: list[str]):
     def score(*columns: pa.Array) -> pa.Array:
         started = time.process_time()
+        hit = model_path in _CACHE
         scorer = _scorer(model_path)
-        frame = pd.DataFrame({name: column.to_numpy(zero_copy_only=False)
-                              for name, column in zip(feature_names, columns, strict=True)})
+        loaded = time.process_time()
+        frame = pd.DataFrame(
+            {name: column.to_numpy(zero_copy_only=False) for name, column in zip(feature_names, columns, strict=True)}
+        )
         n = len(frame)
         out = scorer.score(frame)
         shap = np.asarray(out["shap"].tolist(), dtype=np.float64).reshape(n, -1) if n else np.empty((0, 0))
@@ -85,8 +95,9 @@ def _score_columns(model_path: str, feature_names: list[str]):
             pa.array(np.full(n, now, dtype=np.int64), type=pa.timestamp("us", tz="UTC")),
         ]
         if _PROFILE:
-            print(f"aegis-score profile: {n} rows, {time.process_time() - started:.3f}s CPU", file=sys.stderr,
-                  flush=True)
+            print(
+                f"aegis-score profile: {n} rows, {time.process_time() - started:.3f}s CPU", file=sys.stderr, flush=True
+            )
         return pa.StructArray.from_arrays(arrays, names=_UDF_OUTPUT.fieldNames())
 
     return score
@@ -113,9 +124,7 @@ def score_features(
     ``features`` (not gold's) stay in the output as ``keep_<name>`` (the stream keeps silver's
     columns, so silver and gold are written from the same scored rows).
     """
-    kafka_ts = (
-        F.col("kafka_timestamp") if "kafka_timestamp" in features.columns else F.lit(None).cast("timestamp")
-    )
+    kafka_ts = F.col("kafka_timestamp") if "kafka_timestamp" in features.columns else F.lit(None).cast("timestamp")
     inputs = features
     # SHAP is the costly step: spread it over every core even when a small micro-batch sits in fewer
     # partitions (adaptive execution coalesces them to one).
@@ -123,17 +132,25 @@ def score_features(
     if features.rdd.getNumPartitions() < parallelism:
         inputs = inputs.repartition(parallelism)
     udf = F.arrow_udf(_score_columns(model_path, feature_names), _UDF_OUTPUT)  # type: ignore[call-overload]
-    scored = inputs.select(*GOLD_COLUMNS, "feature_version", *keep, kafka_ts.alias("_kafka_ts"),
-                           udf(*[F.col(n) for n in feature_names]).alias("_s")).select("*", "_s.*")
+    scored = inputs.select(
+        *GOLD_COLUMNS,
+        "feature_version",
+        *keep,
+        kafka_ts.alias("_kafka_ts"),
+        udf(*[F.col(n) for n in feature_names]).alias("_s"),
+    ).select("*", "_s.*")
     latency = (F.unix_micros("scored_at") - F.unix_micros("_kafka_ts")) / 1000.0
     return scored.select(
         *GOLD_COLUMNS,
-        "score", "decision",
+        "score",
+        "decision",
         F.lit(model_name).alias("model_name"),
         F.lit(str(model_version)).alias("model_version"),
-        "feature_version", "policy_version",
+        "feature_version",
+        "policy_version",
         F.from_json("top_reasons_json", _REASONS).alias("top_reasons"),
-        "shap_values", "shap_expected_value",
+        "shap_values",
+        "shap_expected_value",
         F.lit(source).alias("source"),
         F.lit(run_id).alias("run_id"),
         F.lit(batch_id).cast(LongType()).alias("stream_batch_id"),
