@@ -42,6 +42,7 @@ _UDF_OUTPUT = StructType(
         StructField("shap_values", ArrayType(DoubleType()), True),
         StructField("shap_expected_value", DoubleType(), True),
         StructField("scored_at", TimestampType(), False),
+        StructField("stream_batch_id", LongType(), True),
     ]
 )
 _REASONS = ArrayType(
@@ -70,12 +71,10 @@ def _scorer(model_path: str) -> Any:
     return scorer
 
 
-def _score_columns(model_path: str, feature_names: list[str]):
+def _score_columns(model_path: str, feature_names: list[str], batch_id: int | None):
     def score(*columns: pa.Array) -> pa.Array:
         started = time.process_time()
-        hit = model_path in _CACHE
         scorer = _scorer(model_path)
-        loaded = time.process_time()
         frame = pd.DataFrame(
             {name: column.to_numpy(zero_copy_only=False) for name, column in zip(feature_names, columns, strict=True)}
         )
@@ -93,6 +92,7 @@ def _score_columns(model_path: str, feature_names: list[str]):
             pa.ListArray.from_arrays(pa.array(offsets), pa.array(shap.ravel())),
             pa.array(out["expected_value"].to_numpy(dtype=np.float64)),
             pa.array(np.full(n, now, dtype=np.int64), type=pa.timestamp("us", tz="UTC")),
+            pa.nulls(n, pa.int64()) if batch_id is None else pa.array(np.full(n, batch_id, dtype=np.int64)),
         ]
         if _PROFILE:
             print(
@@ -131,7 +131,9 @@ def score_features(
     parallelism = features.sparkSession.sparkContext.defaultParallelism
     if features.rdd.getNumPartitions() < parallelism:
         inputs = inputs.repartition(parallelism)
-    udf = F.arrow_udf(_score_columns(model_path, feature_names), _UDF_OUTPUT)  # type: ignore[call-overload]
+    # The micro-batch id and the time come out of the UDF, not as literals in the plan: a literal that
+    # changes every micro-batch makes Spark generate (and the JVM compile) new classes each time.
+    udf = F.arrow_udf(_score_columns(model_path, feature_names, batch_id), _UDF_OUTPUT)  # type: ignore[call-overload]
     scored = inputs.select(
         *GOLD_COLUMNS,
         "feature_version",
@@ -153,7 +155,7 @@ def score_features(
         "shap_expected_value",
         F.lit(source).alias("source"),
         F.lit(run_id).alias("run_id"),
-        F.lit(batch_id).cast(LongType()).alias("stream_batch_id"),
+        "stream_batch_id",
         "scored_at",
         latency.alias("latency_ms"),
         *[F.col(c).alias(f"keep_{c}") for c in keep],

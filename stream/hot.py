@@ -34,18 +34,33 @@ from stream.summary import BatchSummary
 log = logging.getLogger("aegis.stream.hot")
 
 ScoreFn = Callable[..., DataFrame]
-_SUMMARY = ("transaction_id", "customer_id", "amount", "score", "decision", "model_version", "top_reasons",
-            "latency_ms")
+_SUMMARY = (
+    "transaction_id",
+    "customer_id",
+    "amount",
+    "score",
+    "decision",
+    "model_version",
+    "top_reasons",
+    "latency_ms",
+)
 
 
-def silver_rows(halves: DataFrame, params: FeatureParams, plan: StatePlan, app_id: str, batch_id: int) -> DataFrame:
-    """silver.features rows (with ``kafka_timestamp`` for the latency) of one micro-batch's halves."""
+def silver_rows(
+    halves: DataFrame, params: FeatureParams, plan: StatePlan, app_id: str, batch_id: int | None = None
+) -> DataFrame:
+    """silver.features rows (with ``kafka_timestamp`` for the latency) of one micro-batch's halves.
+
+    Without ``batch_id`` the rows lack ``stream_batch_id`` and ``computed_at``: the scoring UDF
+    supplies both (its batch id and ``scored_at``), so no literal in the plan changes per micro-batch.
+    """
+    per_batch = (
+        []
+        if batch_id is None
+        else [F.lit(batch_id).cast("long").alias("stream_batch_id"), F.current_timestamp().alias("computed_at")]
+    )
     return merge_halves(halves, params, plan).select(
-        "*",
-        F.lit("stream").alias("source"),
-        F.lit(batch_id).cast("long").alias("stream_batch_id"),
-        F.lit(app_id).alias("run_id"),
-        F.current_timestamp().alias("computed_at"),
+        "*", F.lit("stream").alias("source"), F.lit(app_id).alias("run_id"), *per_batch
     )
 
 
@@ -69,7 +84,7 @@ class HotPath:
         started = time.monotonic()
         tracker = halves.sparkSession.sparkContext.statusTracker()
         jobs_before = _job_count(tracker)
-        silver = silver_rows(halves, self.params, self.plan, self.app_id, batch_id)
+        silver = silver_rows(halves, self.params, self.plan, self.app_id, batch_id if self.scorer is None else None)
         summary = BatchSummary("hot", batch_id)
         verify = self._replay_possible
         root = self.settings.lakehouse_root
@@ -78,14 +93,15 @@ class HotPath:
             try:
                 summary.featurized = rows.count()
                 if summary.featurized:
-                    append_idempotent(rows, self.silver, root, f"{self.app_id}.silver", batch_id,
-                                      verify=verify, one_task=True)
+                    append_idempotent(
+                        rows, self.silver, root, f"{self.app_id}.silver", batch_id, verify=verify, one_task=True
+                    )
                     summary.delta_commits = 1
                     summary.late = rows.filter(F.col("is_late")).count()
             finally:
                 rows.unpersist()
         else:
-            keep = tuple(c for c in self.silver_columns if c not in PASSED)
+            keep = tuple(c for c in self.silver_columns if c not in PASSED and c not in FROM_SCORING)
             scored = self.scorer(silver, batch_id, keep=keep).persist()
             try:
                 frame: pd.DataFrame = scored.select(*_SUMMARY, "keep_is_late").toPandas()  # runs the plan once
@@ -94,13 +110,20 @@ class HotPath:
                 if len(frame):
                     self._summarize(frame, summary)
                     gold = scored.select(*[c.name for c in SCORES.columns])
-                    silver_out = scored.select(*[F.col(c if c in PASSED else f"keep_{c}").alias(c)
-                                                 for c in self.silver_columns])
+                    silver_out = scored.select(*[_silver_source(c).alias(c) for c in self.silver_columns])
                     steps: list[Callable[[], object]] = [
-                        lambda: append_idempotent(gold, SCORES, root, f"{self.app_id}.gold", batch_id,
-                                                  verify=verify, one_task=True),
-                        lambda: append_idempotent(silver_out, self.silver, root, f"{self.app_id}.silver", batch_id,
-                                                  verify=verify, one_task=True),
+                        lambda: append_idempotent(
+                            gold, SCORES, root, f"{self.app_id}.gold", batch_id, verify=verify, one_task=True
+                        ),
+                        lambda: append_idempotent(
+                            silver_out,
+                            self.silver,
+                            root,
+                            f"{self.app_id}.silver",
+                            batch_id,
+                            verify=verify,
+                            one_task=True,
+                        ),
                     ]
                     if self.settings.stream.publish_scores:
                         steps.append(lambda: publish_scores(gold, self.settings))
@@ -116,8 +139,14 @@ class HotPath:
         summary.spark_jobs = _job_count(tracker) - jobs_before
         self.history.append(summary)
         if summary.featurized:
-            log.info("hot batch %d: %d scored (%d late) in %.2fs, %d Spark jobs", batch_id, summary.scored,
-                     summary.late, summary.seconds, summary.spark_jobs)
+            log.info(
+                "hot batch %d: %d scored (%d late) in %.2fs, %d Spark jobs",
+                batch_id,
+                summary.scored,
+                summary.late,
+                summary.seconds,
+                summary.spark_jobs,
+            )
 
     def _summarize(self, frame: pd.DataFrame, summary: BatchSummary) -> None:
         latency = frame["latency_ms"].dropna()
@@ -130,8 +159,18 @@ class HotPath:
         self.flagged = (self.flagged + flagged.to_dict("records"))[-20:]
 
 
-# Columns the scoring map passes to gold under their own names; silver's others come back as keep_<name>.
+# Columns the scoring map passes to gold under their own names; silver's others come back as keep_<name>,
+# but for those the scoring UDF itself supplies (silver's computed_at is the scoring time).
 PASSED = (*GOLD_COLUMNS, "feature_version")
+FROM_SCORING = {"stream_batch_id": "stream_batch_id", "computed_at": "scored_at"}
+
+
+def _silver_source(column: str) -> Any:
+    if column in PASSED:
+        return F.col(column)
+    if column in FROM_SCORING:
+        return F.col(FROM_SCORING[column])
+    return F.col(f"keep_{column}")
 
 
 def _job_count(tracker: Any) -> int:
