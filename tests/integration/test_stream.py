@@ -81,6 +81,13 @@ def test_every_valid_transaction_lands_once_in_bronze_silver_gold(spark, setting
         assert table.count() == streamed["live"], name
         assert table.select("transaction_id").distinct().count() == streamed["live"], name
     assert bronze.filter(F.col("transaction_id") == "dup-1").count() == 1
+    # silver and gold rows of one transaction come from the same micro-batch and the same scoring pass.
+    lineage = silver.select("transaction_id", "stream_batch_id", "computed_at").join(
+        gold.select("transaction_id", F.col("stream_batch_id").alias("gold_batch"), "scored_at"), "transaction_id")
+    assert lineage.count() == streamed["live"]
+    assert lineage.filter(F.col("stream_batch_id").isNull()
+                          | (F.col("stream_batch_id") != F.col("gold_batch"))
+                          | (F.col("computed_at") != F.col("scored_at"))).count() == 0
 
 
 def test_bad_records_are_quarantined_with_reasons(spark, settings: Settings, streamed) -> None:
