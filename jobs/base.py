@@ -22,9 +22,10 @@ log = logging.getLogger("aegis")
 
 
 class JobConfig(BaseModel):
-    """Base of every job's parameters: frozen and strict."""
+    """Base of every job's parameters (jobs/kinds.py): frozen, no unknown fields; a field validates from its
+    name (code, tests) and from its CLI alias (``date_from`` from ``--from``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True, validate_by_alias=True)
 
 
 @dataclass
