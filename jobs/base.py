@@ -40,7 +40,8 @@ class JobContext:
 # Warnings known to be harmless on a healthy run, each filtered where it is raised: (category,
 # message regex, module regex of the code the warning is attributed to).
 KNOWN_HARMLESS_WARNINGS: tuple[tuple[type[Warning], str, str], ...] = (
-    # PySpark 4.2 checks pandas < 3 on every Arrow conversion; Aegis pins and tests pandas 3.
+    # PySpark 4.2 checks pandas < 3 on every Arrow conversion (a version check, not a detected fault); Aegis
+    # pins pandas 3 and tests its paths exact (tests/integration/test_pandas_paths.py).
     (FutureWarning, r"PySpark does not yet fully support pandas >= 3", r"pyspark(\.|$)"),
 )
 
