@@ -20,7 +20,8 @@ from pyspark.sql import functions as F
 
 from conf.settings import Settings
 from features.table import features_table
-from jobs.base import JobConfig, JobContext, SparkProgress
+from jobs.base import JobContext, SparkProgress
+from jobs.kinds import BackfillConfig
 from jobs.pipeline import TargetSpan, featurize
 from jobs.scoring import ModelScorer
 from jobs.tables import feature_params
@@ -28,16 +29,6 @@ from lakehouse.delta_io import append_idempotent, replace_range
 from lakehouse.tables import RUN_LOG, SCORES, TableContract, all_tables
 
 log = logging.getLogger("aegis.backfill")
-
-
-class BackfillConfig(JobConfig):
-    """A date range to recompute, and which model scores it."""
-
-    date_from: date
-    date_to: date
-    model: str | None = None  # alias or version; default: the serving alias
-    score: bool = True
-    resync_serving: bool = True  # replace the range in the PostgreSQL serving store too
 
 
 def _range_predicate(first: date, last: date) -> str:

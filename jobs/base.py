@@ -22,9 +22,10 @@ log = logging.getLogger("aegis")
 
 
 class JobConfig(BaseModel):
-    """Base of every job's parameters: frozen and strict."""
+    """Base of every job's parameters (jobs/kinds.py): frozen, no unknown fields; a field validates from its
+    name (code, tests) and from its CLI alias (``date_from`` from ``--from``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True, validate_by_alias=True)
 
 
 @dataclass
@@ -39,7 +40,8 @@ class JobContext:
 # Warnings known to be harmless on a healthy run, each filtered where it is raised: (category,
 # message regex, module regex of the code the warning is attributed to).
 KNOWN_HARMLESS_WARNINGS: tuple[tuple[type[Warning], str, str], ...] = (
-    # PySpark 4.2 checks pandas < 3 on every Arrow conversion; Aegis pins and tests pandas 3.
+    # PySpark 4.2 checks pandas < 3 on every Arrow conversion (a version check, not a detected fault); Aegis
+    # pins pandas 3 and tests its paths exact (tests/integration/test_pandas_paths.py).
     (FutureWarning, r"PySpark does not yet fully support pandas >= 3", r"pyspark(\.|$)"),
 )
 

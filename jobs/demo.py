@@ -29,8 +29,9 @@ from pyspark.sql import functions as F
 
 from conf.settings import Settings
 from jobs import kafka_admin, simulate, train
-from jobs.base import JobConfig, JobContext
+from jobs.base import JobContext
 from jobs.decision_shares import comparison_lines, live_shares, policy_targets
+from jobs.kinds import DemoConfig
 from jobs.live_view import BatchFigures, LiveFigures, LiveTracker, LiveView, flagged_lines, plain_line
 from jobs.scoring import ModelScorer, mlflow_client
 from jobs.tables import feature_params
@@ -44,21 +45,6 @@ from stream.query import start as start_stream
 log = logging.getLogger("aegis.demo")
 MIN_LIVE_SECONDS = 10.0
 CLOCK_MARGIN = pd.Timedelta(minutes=5)  # simulated time stops this far before the wall clock
-
-
-class DemoConfig(JobConfig):
-    """How long and how much live traffic; the simulated population."""
-
-    seconds: float = 60.0
-    rate: float = 100.0
-    history_days: int = 45
-    customers: int = 1500
-    terminals: int = 800
-    seed: int = 7
-    drain_seconds: float = 300.0
-    clock_lead_days: float = 10.0
-    refresh_seconds: float = 1.0
-    api: bool = True
 
 
 def _population(config: DemoConfig, **extra: object) -> simulate.SimulateConfig:

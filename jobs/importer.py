@@ -22,7 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from conf.settings import Settings
-from jobs.base import JobConfig
+from jobs.kinds import ImportConfig
 from lakehouse.delta_io import insert_new
 from lakehouse.tables import LABELS, TRANSACTIONS, TableContract
 from quality.frames import card_number_problems, time_range_problems
@@ -31,13 +31,6 @@ from sources.handbook import detect_schema, from_handbook, read_handbook, valida
 
 log = logging.getLogger("aegis.import")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dhms])\s*$")
-
-
-class ImportConfig(JobConfig):
-    """Files to import and the delay after which their labels are reported."""
-
-    paths: list[str]
-    label_delay: str = "7d"
 
 
 def parse_delay(text: str) -> pd.Timedelta:

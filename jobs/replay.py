@@ -8,30 +8,19 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from conf.settings import Settings
-from jobs.base import JobConfig, Progress
+from jobs.base import Progress
 from jobs.importer import load_file, parse_delay
+from jobs.kinds import ReplayConfig
 from lakehouse.kafka_io import make_producer
 from sources.contract import frame_to_events, to_json_bytes
 
 log = logging.getLogger("aegis.replay")
-
-
-class ReplayConfig(JobConfig):
-    """What to replay and how fast."""
-
-    paths: list[str]
-    speed: float | None = None  # None = as fast as possible
-    label_delay: str = "7d"
-    date_from: date | None = None
-    date_to: date | None = None
-    limit: int | None = None
 
 
 def replay_plan(tx: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:

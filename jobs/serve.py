@@ -82,15 +82,6 @@ def _port(value: str) -> int:
     return port
 
 
-def register(sub: Any) -> None:
-    """Add the ``serve`` subcommand to the CLI's subparsers."""
-    p = sub.add_parser("serve", help="the score lookup API and review console (FastAPI + uvicorn, serving store)")
-    p.add_argument("--host", help="bind address (default: api.host)")
-    p.add_argument("--port", type=_port, help="bind port (default: api.port)")
-    p.add_argument("--workers", type=_workers, default=1, help="API processes sharing the port (default 1)")
-    p.set_defaults(handler=lambda settings, args: run(settings, args.host, args.port, args.workers))
-
-
 def main(argv: list[str] | None = None) -> int:
     """``python -m jobs.serve [--profile P] [--set k=v ...] [--host H] [--port N]``."""
     from conf.settings import ConfigError, load_settings, parse_overrides

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import threading
 import time
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conf.settings import Settings
 from lakehouse.postgres_server import PostgresServer
 from lakehouse.tables import TableContract
+
+if TYPE_CHECKING:
+    from jobs.kinds import ServingJob
 
 log = logging.getLogger("aegis.serving")
 
@@ -143,8 +145,8 @@ def start_serving(settings: Settings, spark: Any, port: int | None = None) -> Se
     return ServingHandle(f"{base}/console", base, sync, server, api, thread)
 
 
-def serving(settings: Settings, args: argparse.Namespace) -> int:
-    """`aegis serving ACTION`."""
+def serving(settings: Settings, args: ServingJob) -> int:
+    """`aegis serving ACTION` (resync: the job config holds --from and --to)."""
     from serving.sync import connect, delete_expired, ensure_schema
 
     if args.action == "migrate":
@@ -157,28 +159,6 @@ def serving(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     if args.action == "sync":
         return sync(settings, args.max_seconds, args.until_idle)
-    if args.date_from is None or args.date_to is None:
+    if args.date_from is None or args.date_to is None:  # ServingJob refuses this already
         raise ValueError("serving resync needs --from D and --to D")
     return resync(settings, args.date_from, args.date_to)
-
-
-def _date(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {value!r}") from None
-
-
-def register(sub: Any) -> None:
-    """Add ``postgres`` and ``serving`` to the CLI's subparsers."""
-    p = sub.add_parser("postgres", help="start, stop or inspect the embedded PostgreSQL serving store")
-    p.add_argument("action", choices=["up", "down", "status"])
-    p.set_defaults(handler=lambda settings, args: postgres(settings, args.action))
-
-    p = sub.add_parser("serving", help="the serving store: migrate, sync from gold/silver, resync dates, retention")
-    p.add_argument("action", choices=["migrate", "sync", "resync", "retain"])
-    p.add_argument("--from", dest="date_from", type=_date, help="(resync) first event date")
-    p.add_argument("--to", dest="date_to", type=_date, help="(resync) last event date")
-    p.add_argument("--max-seconds", type=float, help="(sync) stop after this long")
-    p.add_argument("--until-idle", action="store_true", help="(sync) stop once gold and silver are synced")
-    p.set_defaults(handler=serving)

@@ -14,27 +14,13 @@ from conf.settings import Settings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
-from jobs.base import JobConfig, Progress
+from jobs.base import Progress
+from jobs.kinds import SimulateConfig
 from lakehouse.kafka_io import encode, make_producer
 from sources.live import SimClock, live_events, natural_rate
 from sources.simulator import Simulator, SimulatorConfig, StreamEvent
 
 log = logging.getLogger("aegis.simulate")
-
-
-class SimulateConfig(JobConfig):
-    """How much traffic, how fast, and from which seed."""
-
-    rate: float = 200.0
-    duration: float | None = None
-    count: int | None = None
-    seed: int = 7
-    history_days: int | None = None
-    customers: int = 2000
-    terminals: int = 1000
-    label_time_compression: float = 1440.0
-    out_of_order_fraction: float = 0.0
-    max_out_of_order_seconds: float = 30.0
 
 
 def simulator_for(config: SimulateConfig) -> Simulator:

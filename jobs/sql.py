@@ -7,7 +7,6 @@ run_log) next to the documented views (docs/tables.md); Delta time travel and hi
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import sys
@@ -356,21 +355,3 @@ def _loop(spark: SparkSession, source: TextIO, stream: TextIO, interactive: bool
     if interactive:
         print(file=stream)
     return failed
-
-
-# ---------------------------------------------------------------------------------------------- CLI
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add `sql` and `sql-shell` to the `aegis` CLI's subparsers."""
-    p = sub.add_parser("sql", help="run Spark SQL over the aegis catalog (tables, views, time travel)")
-    p.add_argument("query", help="SQL, e.g. \"SELECT * FROM aegis.daily_summary\" (';' separates statements)")
-    p.add_argument("--out", metavar="PATH", help="write the result to PATH (.csv or .parquet) instead of printing")
-    p.add_argument("--format", dest="fmt", choices=FORMATS, help="output format (default: from --out's suffix)")
-    p.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS, help="rows printed at most")
-    p.set_defaults(handler=lambda settings, args: run(settings, args.query, args.out, args.fmt, args.max_rows))
-
-    p = sub.add_parser("sql-shell", help="interactive Spark SQL over the aegis catalog (make sql)")
-    p.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS, help="rows printed at most per statement")
-    p.set_defaults(handler=lambda settings, args: shell(settings, max_rows=args.max_rows))
-

@@ -19,19 +19,11 @@ if __name__ == "__main__":
 from pyspark.sql import SparkSession
 
 from conf.settings import Settings
-from jobs.base import JobConfig
+from jobs.kinds import StreamConfig
 from jobs.observability import StreamMetrics, serve_metrics
 from stream.query import StreamQueries, await_queries, start
 
 log = logging.getLogger("aegis.stream")
-
-
-class StreamConfig(JobConfig):
-    """Parameters of one run of the streaming job."""
-
-    max_seconds: float | None = None
-    until_idle: bool = False
-    idle_seconds: float = 6.0
 
 
 def run(settings: Settings, config: StreamConfig, spark: SparkSession | None = None,

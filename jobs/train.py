@@ -25,7 +25,8 @@ from pyspark.sql import functions as F
 from conf.settings import Settings
 from features.catalog import declare_features, feature_version
 from features.table import features_table
-from jobs.base import JobConfig, JobContext
+from jobs.base import JobContext
+from jobs.kinds import TrainConfig
 from jobs.pipeline import TargetSpan, featurize
 from jobs.scoring import mlflow_client, resolve_model
 from jobs.tables import feature_params
@@ -40,15 +41,6 @@ from models.training import TrainResult, plots, time_split, train_ensemble
 log = logging.getLogger("aegis.train")
 VALID_DAYS = 7
 TEST_DAYS = 7
-
-
-class TrainConfig(JobConfig):
-    """The training window (default: all matured history) and whether to promote."""
-
-    date_from: date | None = None
-    date_to: date | None = None
-    promote: bool = True
-    promotion_metric: str = "test_average_precision"
 
 
 def _table_version(spark: SparkSession, path: str) -> int | None:
@@ -247,4 +239,5 @@ if __name__ == "__main__":  # spark-submit jobs/train.py [--profile P] [--set k=
     from jobs.submit import submit_main
 
     started = datetime.now(UTC)
-    sys.exit(submit_main("train", lambda s, spark: run(s, TrainConfig(), spark, True)))
+    # Scheduled retraining promotes when better (`aegis train` only with --promote).
+    sys.exit(submit_main("train", lambda s, spark: run(s, TrainConfig(promote=True), spark, True)))
