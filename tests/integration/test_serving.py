@@ -145,3 +145,51 @@ def test_serving_handle_serves_the_console_and_new_commits(spark: Any, store_set
     finally:
         handle.stop()
     assert not handle.sync.active
+
+
+def test_transaction_json_built_in_python_equals_the_sql_functions(serving_dsn: str) -> None:
+    """The hot lookup builds its JSON in the API (``serving.queries.transaction_json``); it must say what
+    ``api_score`` / ``api_values`` say, key order included, on awkward rows too."""
+    import json
+
+    from serving.queries import _TRANSACTIONS_SQL, transaction_json
+
+    sql_json = ("SELECT s.transaction_id, api_score(s)::text, CASE WHEN f.transaction_id IS NULL THEN 'null' "
+                "ELSE json_build_object('feature_version', f.feature_version, 'computed_at', "
+                "api_time(f.computed_at), 'values', api_values(fs.names, f.feature_values))::text END "
+                "FROM scores s LEFT JOIN transaction_features f ON f.transaction_id = s.transaction_id "
+                "LEFT JOIN feature_sets fs ON fs.feature_version = f.feature_version "
+                "WHERE s.transaction_id = ANY(%s)")
+    ids = ["tx-j1", "tx-j2", "tx-j3", "tx-j4"]
+    with psycopg.connect(serving_dsn, options="-c TimeZone=UTC") as conn:
+        conn.execute("INSERT INTO feature_sets VALUES ('fs-j', ARRAY['amount', 'hour_sin']) "
+                     "ON CONFLICT DO NOTHING")
+        conn.execute(
+            "INSERT INTO scores (transaction_id, customer_id, terminal_id, event_time, event_date, amount, score, "
+            "decision, model_name, model_version, feature_version, policy_version, top_reasons, source, scored_at) "
+            "VALUES ('tx-j1', 'c-é\"\\x', NULL, '2024-05-01 08:00:00.5+02', '2024-05-01', 'NaN', 'Infinity', "
+            "'review', 'm', '1', 'fs-j', 'p', '[{\"feature\": \"ä\", \"value\": null, \"contribution\": 1e-7}]', "
+            "NULL, NULL), "
+            "('tx-j2', 'c', 't', '0005-01-02 03:04:05+00', '2024-05-01', 1e300, -0.0, 'allow', NULL, NULL, NULL, "
+            "NULL, '[]', 'stream', '2024-05-01 00:00:00+00'), "
+            "('tx-j3', 'c', 't', '2024-05-01', '2024-05-01', 12.5, 0.25, 'block', 'm', '2', 'fs-j', 'p', "
+            "'[{\"feature\": \"amount\", \"value\": 12.5, \"contribution\": 0.2}]', 'backfill', now()), "
+            "('tx-j4', 'c', 't', '2024-05-01', '2024-05-01', 1, 0.5, 'allow', 'm', '2', 'fs-none', 'p', '[]', "
+            "'stream', now())")
+        conn.execute(
+            "INSERT INTO transaction_features (transaction_id, customer_id, event_time, event_date, feature_version, "
+            "computed_at, feature_values) VALUES "
+            "('tx-j1', 'c', '2024-05-01', '2024-05-01', 'fs-j', NULL, '{1, NaN, -Infinity, NULL}'), "
+            "('tx-j3', 'c', '2024-05-01', '2024-05-01', 'fs-j', '2024-05-01 00:00:01.25+00', '{12.5, 1e308}'), "
+            "('tx-j4', 'c', '2024-05-01', '2024-05-01', 'fs-none', now(), '{1e308, 1e308, 3}')")
+        built = {row[0]: transaction_json(row) for row in conn.execute(_TRANSACTIONS_SQL, (ids,)).fetchall()}
+        expected = {tx: f'{score[:-1]}, "features" : {features}}}'
+                    for tx, score, features in conn.execute(sql_json, (ids,)).fetchall()}
+        conn.rollback()
+    assert set(built) == set(expected) == set(ids)
+    for tx in ids:
+        ours, theirs = json.loads(built[tx]), json.loads(expected[tx])
+        assert ours == theirs, tx
+        assert list(ours) == list(theirs) and list(ours["features"] or {}) == list(theirs["features"] or {})
+    assert json.loads(built["tx-j1"])["features"]["values"] == {"amount": 1.0, "hour_sin": None, "f2": None,
+                                                                "f3": None}
