@@ -105,7 +105,7 @@ def _time(value: datetime | None) -> str:
     return '"' + value.isoformat(timespec="microseconds")[:-6] + 'Z"'  # drop "+00:00"
 
 
-_KEYS: dict[tuple[Any, ...], list[str]] = {}  # feature names -> their rendered '"name":' prefixes
+_KEYS: dict[tuple[str | None, ...], list[str]] = {}  # feature names -> their rendered '"name":' prefixes
 
 
 def _value_keys(names: list[str | None], count: int) -> list[str]:
@@ -120,7 +120,7 @@ def _value_keys(names: list[str | None], count: int) -> list[str]:
     return found
 
 
-def _values_json(names: list[str | None] | None, values: list[Any] | None) -> str:
+def _values_json(names: list[str | None] | None, values: list[float | None] | None) -> str:
     names = names or []
     values = values or []
     count = max(len(names), len(values))
