@@ -1,12 +1,10 @@
 """The API's reads and the console's verdicts: indexed SQL through an async psycopg connection pool.
 
-No table is held in memory: every lookup is an indexed statement (prepared by psycopg after a few uses).
-Pages get their JSON from PostgreSQL (``serving/migrations/0002_api_json.sql``), passed through as text.
-The transaction lookup, the call made at volume, is different on two counts: lookups in flight at the same
-time are coalesced into one ``= ANY(ids)`` statement (:class:`_Batcher`), and it fetches plain columns and
-builds the same JSON here (:func:`transaction_json`), which costs the API less CPU than the JSON functions
-cost PostgreSQL. Times go in and out as UTC; a page is fetched with ``limit + 1`` rows to know whether it
-is the last one, and continues strictly after the keyset position (event time, transaction id).
+No table is held in memory: every lookup is one indexed statement (prepared by psycopg after a few
+uses), and PostgreSQL builds the response JSON (``serving/migrations/0002_api_json.sql``), so the API
+passes text through instead of building objects per row. Times go in and out as UTC; a page is fetched
+with ``limit + 1`` rows to know whether it is the last one, and continues strictly after the keyset
+position (event time, transaction id).
 """
 
 from __future__ import annotations
@@ -73,82 +71,13 @@ def finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-#: Transaction lookups, many ids in one statement: two primary-key probes per id and plain columns. The JSON
-#: is built here (:func:`transaction_json`), not by ``api_score``/``api_values``: PostgreSQL's JSON functions
-#: cost about 0.17 ms of server CPU per row (measured), several times the lookup itself.
+#: Transaction lookups, many ids in one statement: two primary-key probes per id, JSON built by PostgreSQL.
 _TRANSACTIONS_SQL = (
-    "SELECT s.transaction_id, s.customer_id, s.terminal_id, s.event_time, s.amount, s.score, s.decision, "
-    "s.model_name, s.model_version, s.policy_version, s.feature_version, s.top_reasons::text, s.source, "
-    "s.scored_at, f.transaction_id IS NOT NULL, f.feature_version, f.computed_at, f.feature_values, fs.names "
+    "SELECT s.transaction_id, api_score(s)::text, CASE WHEN f.transaction_id IS NULL THEN 'null' "
+    "ELSE json_build_object('feature_version', f.feature_version, 'computed_at', api_time(f.computed_at), "
+    "'values', api_values(fs.names, f.feature_values))::text END "
     "FROM scores s LEFT JOIN transaction_features f ON f.transaction_id = s.transaction_id "
     "LEFT JOIN feature_sets fs ON fs.feature_version = f.feature_version WHERE s.transaction_id = ANY(%s)")
-
-_escape = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
-
-
-def _dumps(value: str | None) -> str:
-    """A JSON string, or null."""
-    return "null" if value is None else _escape(value)  # type: ignore[no-any-return]
-
-
-def _number(value: float | None) -> str:
-    """A JSON number, null for None / NaN / infinity (as ``api_finite``)."""
-    return "null" if value is None or not math.isfinite(value) else repr(float(value))
-
-
-def _time(value: datetime | None) -> str:
-    """The API's time format as JSON (as ``api_time``)."""
-    if value is None:
-        return "null"
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return '"' + value.isoformat(timespec="microseconds")[:-6] + 'Z"'  # drop "+00:00"
-
-
-_KEYS: dict[tuple[str | None, ...], list[str]] = {}  # feature names -> their rendered '"name":' prefixes
-
-
-def _value_keys(names: list[str | None], count: int) -> list[str]:
-    """'"name":' for each of ``count`` values (a missing name is ``f<i>``), cached per name list."""
-    key = (*names, count)
-    found = _KEYS.get(key)
-    if found is None:
-        found = [_dumps(names[i] if i < len(names) and names[i] is not None else f"f{i}") + ":"
-                 for i in range(count)]
-        if len(_KEYS) < 256:
-            _KEYS[key] = found
-    return found
-
-
-def _values_json(names: list[str | None] | None, values: list[float | None] | None) -> str:
-    names = names or []
-    values = values or []
-    count = max(len(names), len(values))
-    keys = _value_keys(names, count)
-    try:
-        if len(values) == count and math.isfinite(math.fsum(values)):  # the usual row: every value finite
-            return "{" + ",".join(map(str.__add__, keys, map(float.__repr__, values))) + "}"
-    except (TypeError, OverflowError):  # a null element, or finite values whose sum overflows
-        pass
-    return "{" + ",".join(k + _number(values[i] if i < len(values) else None) for i, k in enumerate(keys)) + "}"
-
-
-def transaction_json(row: Sequence[Any]) -> str:
-    """One row of :data:`_TRANSACTIONS_SQL` as the TransactionScore JSON: the keys, order and values of
-    ``api_score`` (migration 0002) plus ``features``, whose ``values`` pair names and values as ``api_values``
-    does (a missing name is ``f<i>``, a missing value null)."""
-    (tx, customer, terminal, event_time, amount, score, decision, model_name, model_version, policy_version,
-     feature_version, top_reasons, source, scored_at, has_features, f_version, computed_at, values, names) = row
-    body = (f'{{"transaction_id":{_dumps(tx)},"customer_id":{_dumps(customer)},"terminal_id":{_dumps(terminal)},'
-            f'"event_time":{_time(event_time)},"amount":{_number(amount)},"score":{_number(score)},'
-            f'"decision":{_dumps(decision)},"model_name":{_dumps(model_name)},'
-            f'"model_version":{_dumps(model_version)},"policy_version":{_dumps(policy_version)},'
-            f'"feature_version":{_dumps(feature_version)},"top_reasons":{top_reasons},"source":{_dumps(source)},'
-            f'"scored_at":{_time(scored_at)},"features":')
-    if not has_features:
-        return body + "null}"
-    return (f'{body}{{"feature_version":{_dumps(f_version)},"computed_at":{_time(computed_at)},'
-            f'"values":{_values_json(names, values)}}}}}')
 
 
 class _Batcher:
@@ -307,7 +236,7 @@ class ServingStore:
     async def transactions(self, transaction_ids: Sequence[str]) -> dict[str, str]:
         """Transaction id -> the JSON text of :meth:`transaction`, for the ids found (one statement)."""
         rows = await self._fetch(_TRANSACTIONS_SQL, (list(transaction_ids),))
-        return {row[0]: transaction_json(row) for row in rows}
+        return {tx: f'{score[:-1]}, "features" : {features}}}' for tx, score, features in rows}
 
     async def explanation(self, transaction_id: str) -> dict[str, Any] | None:
         """Every feature's SHAP contribution and the expected value (for the console's chart)."""
