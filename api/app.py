@@ -21,6 +21,8 @@ from api import (
     routes_verdicts,
 )
 from api.champion import ChampionSource
+from api.deps import TRANSACTION_READERS
+from api.hotpath import TransactionHotPath
 from api.labels import LabelPublisher
 from api.metrics import Metrics, MetricsMiddleware
 from api.security import KeyRing
@@ -91,10 +93,15 @@ def create_app(settings: Settings, store: ServingStore | None = None,
     app.state.champions = the_champions
     app.state.labels = the_labels
     app.state.metrics = Metrics()
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     for module in (routes_transactions, routes_customers, routes_decisions, routes_verdicts, routes_models,
                    routes_ops, routes_console):
         app.include_router(module.router)
+    # the hot route below FastAPI (same checks and bodies; everything else falls through to the route),
+    # inside the metrics middleware, which labels it with the route's template as any other request
+    app.add_middleware(TransactionHotPath, keys=keys, store=the_store, roles=TRANSACTION_READERS,
+                       route=next(r for r in routes_transactions.router.routes
+                                  if getattr(r, "path", None) == routes_transactions.HOT_PATH))
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     routes_console.mount_static(app)
     _install_error_handlers(app)
     return app

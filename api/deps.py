@@ -77,7 +77,9 @@ def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     return dependency
 
 
-TransactionsReader = Annotated[Principal, Depends(require("analyst", "service", "admin"))]
+#: Roles that read transactions (also the check of ``api.hotpath``, which answers the lookup below FastAPI).
+TRANSACTION_READERS: tuple[Role, ...] = ("analyst", "service", "admin")
+TransactionsReader = Annotated[Principal, Depends(require(*TRANSACTION_READERS))]
 DecisionsReader = Annotated[Principal, Depends(require("analyst", "service", "admin"))]
 CustomersReader = Annotated[Principal, Depends(require("analyst", "admin"))]
 ModelsReader = Annotated[Principal, Depends(require("admin"))]

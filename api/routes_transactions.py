@@ -10,9 +10,12 @@ from api.schemas import ERRORS, NOT_FOUND, Explanation, TransactionScore
 
 router = APIRouter(prefix="/v1/transactions", tags=["transactions"], responses=ERRORS)
 
+#: The lookup's template; ``api.hotpath`` answers it below FastAPI (roles: ``deps.TRANSACTION_READERS``).
+HOT_PATH = "/v1/transactions/{transaction_id}"
+
 
 @router.get(
-    "/{transaction_id}",
+    HOT_PATH.removeprefix("/v1/transactions"),
     response_model=TransactionScore,
     response_description="The transaction's score and the features it was scored on.",
     responses=NOT_FOUND,

@@ -5,7 +5,7 @@
    ``generate_series``: scores with top reasons and a 37-value SHAP vector, the feature vector of every
    transaction, the latest vector of each of 50,000 customers whose activity is Zipf-like), then builds
    the migrations' indexes and ANALYZEs.
-2. Starts the API in a separate process (``python -m jobs.serve``: uvicorn, one worker) on a free
+2. Starts the API in a separate process (``python -m jobs.serve``: uvicorn, ``--workers``, default 1) on a free
    127.0.0.1 port and times its start-up (process start to a ready store check).
 3. From another process, an asyncio (uvloop) load generator over raw sockets with 32 concurrent clients
    (one keep-alive connection each, closed loop) runs, each for ``--seconds`` (default 60):
@@ -438,7 +438,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2_000, help="unmeasured requests before each phase")
     parser.add_argument("--sync-seconds", type=float, default=60.0, help="duration of the sync lag run (0 = skip)")
     parser.add_argument("--sync-rate", type=int, default=1_000, help="scores per second appended to gold")
-    parser.add_argument("--workers", type=int, default=2, help="API worker processes (one store, one port)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="API worker processes (one store, one port); 1 measured best on 2 cores: one process "
+                             "batches its concurrent lookups into fewer statements and leaves a core to PostgreSQL")
     parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--sample", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
