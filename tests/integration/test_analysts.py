@@ -3,7 +3,6 @@ without Spark, and the notebooks executed end to end against a lakehouse with hi
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import io
 import json
@@ -29,7 +28,8 @@ from conf.settings import Settings
 from features.table import features_table
 from jobs import sql
 from jobs.backfill import BackfillConfig, backfill, record_run
-from jobs.base import JobContext
+from jobs.base import JobConfig, JobContext
+from jobs.cli import parse
 from jobs.scoring import ModelScorer
 from jobs.tables import feature_params
 from lakehouse.delta_io import append_idempotent, read_table, replace_range
@@ -195,10 +195,9 @@ def test_daily_summary_and_model_performance_add_up(spark, lake) -> None:
 # ---------------------------------------------------------------------------------------- aegis sql
 
 
-def _cli(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="aegis")
-    sql.register(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(argv)
+def _cli(argv: list[str]) -> JobConfig:
+    """The typed job config the ``aegis`` CLI builds from ``argv``."""
+    return parse(argv)
 
 
 def test_aegis_sql_prints_a_table(spark, lake) -> None:
@@ -215,13 +214,13 @@ def test_aegis_sql_prints_a_table(spark, lake) -> None:
 def test_aegis_sql_writes_csv_and_parquet(spark, lake, tmp_path: Path, capsys) -> None:
     query = f"SELECT transaction_id, score, decision, top_reasons FROM {DATABASE}.scores"
     expected = spark.sql(query).count()
-    args = _cli(["sql", query, "--out", str(tmp_path / "scores.csv")])
-    assert args.handler(_settings(lake), args) == 0
+    job = _cli(["sql", query, "--out", str(tmp_path / "scores.csv")])
+    assert job.run(_settings(lake)) == 0
     table = pacsv.read_csv(tmp_path / "scores.csv")
     assert table.num_rows == expected and table.column_names == ["transaction_id", "score", "decision", "top_reasons"]
     assert json.loads(table["top_reasons"][0].as_py())[0].keys() == {"feature", "value", "contribution"}
-    args = _cli(["sql", query, "--out", str(tmp_path / "scores.parquet")])
-    assert args.handler(_settings(lake), args) == 0
+    job = _cli(["sql", query, "--out", str(tmp_path / "scores.parquet")])
+    assert job.run(_settings(lake)) == 0
     assert pq.read_table(tmp_path / "scores.parquet").num_rows == expected
     assert f"wrote {expected:,} rows" in capsys.readouterr().err
 
