@@ -23,6 +23,11 @@ from api.security import HEADER, KeyRing, Principal, Role
 from serving.queries import Position, ServingStore, to_micros
 
 ID_REGEX = r"^[A-Za-z0-9._:-]{1,64}$"
+
+
+def transaction_not_found(transaction_id: str) -> str:
+    """The 404 detail of a transaction lookup (the FastAPI route and the hot path send the same)."""
+    return f"transaction {transaction_id!r} not found"
 MAX_LIMIT = 1000
 
 api_key_header = APIKeyHeader(

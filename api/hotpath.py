@@ -18,16 +18,16 @@ path does not. The metrics middleware sees the matched route template as for any
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from typing import Any
 
+from api.cursor import ID_PATTERN
+from api.deps import transaction_not_found
 from api.metrics import ASGIApp, Receive, Scope, Send
 from api.security import KeyRing, Principal
 from serving.queries import ServingStore, StoreUnavailable
 
 PREFIX = "/v1/transactions/"
-_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _KEY_HEADER = b"x-api-key"
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
@@ -58,7 +58,7 @@ class TransactionHotPath:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
             path: str = scope["path"]
-            if (path.startswith(PREFIX) and _ID.fullmatch(path, len(PREFIX)) is not None
+            if (path.startswith(PREFIX) and ID_PATTERN.fullmatch(path, len(PREFIX)) is not None
                     and await self._answer(path[len(PREFIX):], scope, send)):
                 return
         await self.app(scope, receive, send)
@@ -83,7 +83,7 @@ class TransactionHotPath:
             scope["route"] = self.route
         if record is None:
             status = 404
-            body = json.dumps({"detail": f"transaction {transaction_id!r} not found"}, ensure_ascii=False,
+            body = json.dumps({"detail": transaction_not_found(transaction_id)}, ensure_ascii=False,
                               separators=(",", ":")).encode()
         else:
             status = 200

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 from starlette.responses import Response
 
-from api.deps import StoreDep, TransactionId, TransactionsReader, json_response, raw_json
+from api.deps import StoreDep, TransactionId, TransactionsReader, json_response, raw_json, transaction_not_found
 from api.schemas import ERRORS, NOT_FOUND, Explanation, TransactionScore
 
 router = APIRouter(prefix="/v1/transactions", tags=["transactions"], responses=ERRORS)
@@ -28,7 +28,7 @@ HOT_PATH = "/v1/transactions/{transaction_id}"
 async def get_transaction(_: TransactionsReader, transaction_id: TransactionId, store: StoreDep) -> Response:
     record = await store.transaction(transaction_id)
     if record is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"transaction {transaction_id!r} not found")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, transaction_not_found(transaction_id))
     return raw_json(record)
 
 
@@ -44,5 +44,5 @@ async def get_transaction(_: TransactionsReader, transaction_id: TransactionId, 
 async def get_explanation(_: TransactionsReader, transaction_id: TransactionId, store: StoreDep) -> Response:
     record = await store.explanation(transaction_id)
     if record is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"transaction {transaction_id!r} not found")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, transaction_not_found(transaction_id))
     return json_response(record)
