@@ -118,7 +118,7 @@ def start(spark: SparkSession, settings: Settings, params: FeatureParams, scorer
     hot_checkpoint = settings.checkpoint_root / f"{s.query_name}.hot"
     initial = None
     if s.state_bootstrap and is_new_checkpoint(hot_checkpoint):
-        initial = initial_state(spark, settings, plan)
+        initial = initial_state(spark, settings, plan, hot_checkpoint)
     raw = kafka_source(spark, settings, topics, capped=False)
     halves = featurize_in_state(spark, hot_input(raw, settings), plan, initial)
     hot_path = HotPath(settings, params, plan, scorer)

@@ -82,7 +82,8 @@ def output_fields(plan: StatePlan) -> list[tuple[str, str]]:
 
 def featurize_in_state(spark: SparkSession, routed: DataFrame, plan: StatePlan,
                        initial: DataFrame | None = None) -> DataFrame:
-    """Apply the state processor to routed rows (streaming, or batch for tests and bootstraps)."""
+    """Apply the state processor to routed rows (streaming, or batch for tests); ``initial`` is a
+    :func:`seed_rows` frame."""
     lateness = timedelta(microseconds=plan.lateness_us)
     config = plan.config(_ddl(_ROUTED), _ddl(output_fields(plan)), CARRY)
     columns = [name for name, _ in _ROUTED]
@@ -93,14 +94,15 @@ def featurize_in_state(spark: SparkSession, routed: DataFrame, plan: StatePlan,
     # A batch query's state stores need the coordinator that the streams manager starts.
     spark.streams  # noqa: B018
     jvm: Any = spark._jvm  # type: ignore[attr-defined]
-    init = _seed(initial, columns)._jdf if initial is not None else None
+    init = initial._jdf if initial is not None else None
     out = jvm.dev.aegis.state.FeatureState.apply(source._jdf, config, init)
     return DataFrame(out, spark)
 
 
-def _seed(initial: DataFrame, columns: list[str]) -> DataFrame:
+def seed_rows(routed: DataFrame) -> DataFrame:
     """Routed history rows as one row per key (route, key, rows): the processor writes each key once."""
-    return initial.groupBy("route", "key").agg(F.collect_list(F.struct(*columns)).alias("rows"))
+    columns = [name for name, _ in _ROUTED]
+    return routed.groupBy("route", "key").agg(F.collect_list(F.struct(*columns)).alias("rows"))
 
 
 def merge_halves(halves: DataFrame, params: FeatureParams, plan: StatePlan) -> DataFrame:
