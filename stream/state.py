@@ -29,6 +29,7 @@ _ROUTED = [
     ("customer_id", "string"), ("terminal_id", "string"), ("event_time", "timestamp"), ("event_date", "date"),
     ("amount", "double"), ("kafka_timestamp", "timestamp"),
 ]
+ROUTED_COLUMNS = [name for name, _ in _ROUTED]
 
 
 def routed_transactions(tx: DataFrame) -> DataFrame:
@@ -86,7 +87,7 @@ def featurize_in_state(spark: SparkSession, routed: DataFrame, plan: StatePlan,
     :func:`seed_rows` frame."""
     lateness = timedelta(microseconds=plan.lateness_us)
     config = plan.config(_ddl(_ROUTED), _ddl(output_fields(plan)), CARRY)
-    columns = [name for name, _ in _ROUTED]
+    columns = ROUTED_COLUMNS
     source = routed.withWatermark(WATERMARK_COLUMN, f"{int(lateness.total_seconds() * 1000)} milliseconds") \
         if routed.isStreaming else routed
     # The watermark column's job ends at the watermark node: the operator sees the routed columns.
@@ -101,8 +102,7 @@ def featurize_in_state(spark: SparkSession, routed: DataFrame, plan: StatePlan,
 
 def seed_rows(routed: DataFrame) -> DataFrame:
     """Routed history rows as one row per key (route, key, rows): the processor writes each key once."""
-    columns = [name for name, _ in _ROUTED]
-    return routed.groupBy("route", "key").agg(F.collect_list(F.struct(*columns)).alias("rows"))
+    return routed.groupBy("route", "key").agg(F.collect_list(F.struct(*ROUTED_COLUMNS)).alias("rows"))
 
 
 def merge_halves(halves: DataFrame, params: FeatureParams, plan: StatePlan) -> DataFrame:
