@@ -74,7 +74,7 @@ class ColdPath:
                     ("transaction", False), 0):
                 steps.append(lambda: self._record_checks(spark, tx, batch_id, verify))
             writes_started = time.monotonic()
-            run_concurrently(steps)
+            run_concurrently(steps, spark)
             summary.write_seconds = time.monotonic() - writes_started
             summary.delta_commits = len(steps)
             summary.seconds = time.monotonic() - started

@@ -24,35 +24,41 @@ from lakehouse.kafka_io import kafka_source
 from quality.ingest import FAILED, parse_labels, parse_transactions
 from stream.bootstrap import initial_state, is_new_checkpoint
 from stream.cold import KIND, ColdPath
-from stream.hot import HotPath, ScoreFn
+from stream.hot import POOL_PROPERTY, HotPath, ScoreFn
 from stream.state import featurize_in_state, plan_for, routed_labels, routed_transactions
 from stream.summary import BatchSummary
 
 log = logging.getLogger("aegis.stream")
 
 
-def parsed_records(raw: DataFrame, settings: Settings) -> DataFrame:
+def parsed_records(tx_raw: DataFrame, labels_raw: DataFrame, settings: Settings) -> DataFrame:
     """Both topics contract-checked, as one frame of transaction and label columns with ``_kind``."""
-    topics = settings.kafka.topics
-    tx = parse_transactions(raw.filter(F.col("topic") == topics.transactions), settings.security.card_hash_key)
-    labels = parse_labels(raw.filter(F.col("topic") == topics.labels))
+    tx = parse_transactions(tx_raw, settings.security.card_hash_key)
+    labels = parse_labels(labels_raw)
     return tx.withColumn(KIND, F.lit("transaction")).unionByName(
         labels.withColumn(KIND, F.lit("label")), allowMissingColumns=True)
 
 
-def hot_input(raw: DataFrame, settings: Settings) -> DataFrame:
+def hot_input(tx_raw: DataFrame, labels_raw: DataFrame, settings: Settings) -> DataFrame:
     """Valid transactions and fraud labels, routed to their customer and terminal keys."""
-    topics = settings.kafka.topics
-    tx = parse_transactions(raw.filter(F.col("topic") == topics.transactions), settings.security.card_hash_key)
-    labels = parse_labels(raw.filter(F.col("topic") == topics.labels))
+    tx = parse_transactions(tx_raw, settings.security.card_hash_key)
+    labels = parse_labels(labels_raw)
     valid = F.size(FAILED) == 0
     return routed_transactions(tx.filter(valid)).unionByName(routed_labels(labels.filter(valid)))
 
 
-def cold_input(raw: DataFrame, settings: Settings) -> DataFrame:
+def topic_sources(spark: SparkSession, settings: Settings, capped: bool) -> tuple[DataFrame, DataFrame]:
+    """The transactions and the labels topic as two sources: one source over both topics would be
+    scanned once per branch of the union that splits them (every record read twice)."""
+    topics = settings.kafka.topics
+    return (kafka_source(spark, settings, [topics.transactions], capped=capped),
+            kafka_source(spark, settings, [topics.labels], capped=capped))
+
+
+def cold_input(tx_raw: DataFrame, labels_raw: DataFrame, settings: Settings) -> DataFrame:
     """Parsed records with repeats dropped in state: a transaction id, a label (id, verdict, time),
     or a failing record's Kafka position, seen again within ``stream.duplicate_horizon_hours``."""
-    parsed = parsed_records(raw, settings)
+    parsed = parsed_records(tx_raw, labels_raw, settings)
     valid = F.size(FAILED) == 0
     record_key = (
         F.when(valid & (F.col(KIND) == "transaction"), F.concat_ws("|", F.lit("t"), "transaction_id"))
@@ -114,26 +120,38 @@ def start(spark: SparkSession, settings: Settings, params: FeatureParams, scorer
     """Start the hot and the cold query (the hot one seeded from bronze on a new checkpoint)."""
     s = settings.stream
     plan = plan_for(params, s.allowed_lateness_seconds)
-    topics = [settings.kafka.topics.transactions, settings.kafka.topics.labels]
     hot_checkpoint = settings.checkpoint_root / f"{s.query_name}.hot"
+    hot_session = _hot_session(spark)
     initial = None
     if s.state_bootstrap and is_new_checkpoint(hot_checkpoint):
-        initial = initial_state(spark, settings, plan, hot_checkpoint)
-    raw = kafka_source(spark, settings, topics, capped=False)
-    halves = featurize_in_state(spark, hot_input(raw, settings), plan, initial)
+        initial = initial_state(hot_session, settings, plan, hot_checkpoint)
+    halves = featurize_in_state(
+        hot_session, hot_input(*topic_sources(hot_session, settings, capped=False), settings), plan, initial
+    )
     hot_path = HotPath(settings, params, plan, scorer)
     cold_path = ColdPath(settings)
     hot = _start(halves, f"{s.query_name}.hot", hot_checkpoint, s.trigger_seconds, _in_pool("hot", hot_path))
-    cold = _start(cold_input(kafka_source(spark, settings, topics), settings), f"{s.query_name}.cold",
+    cold = _start(cold_input(*topic_sources(spark, settings, capped=True), settings), f"{s.query_name}.cold",
                   settings.checkpoint_root / f"{s.query_name}.cold", s.cold_trigger_seconds,
                   _in_pool("cold", cold_path))
     log.info("stream: hot and cold queries started (checkpoints under %s)", settings.checkpoint_root)
     return StreamQueries(hot, cold, hot_path, cold_path, plan)
 
 
+def _hot_session(spark: SparkSession) -> SparkSession:
+    """A session of its own for the hot query (same context and catalog): adaptive execution off.
+
+    Per micro-batch, adaptive execution re-plans after every shuffle (a job per stage) and
+    coalesces a small batch's partitions to one, which leaves a core idle during SHAP.
+    """
+    session = spark.newSession()
+    session.conf.set("spark.sql.adaptive.enabled", "false")
+    return session
+
+
 def _in_pool(pool: str, function: Any) -> Any:
     def run(batch: DataFrame, batch_id: int) -> None:
-        batch.sparkSession.sparkContext.setLocalProperty("spark.scheduler.pool", pool)
+        batch.sparkSession.sparkContext.setLocalProperty(POOL_PROPERTY, pool)
         function(batch, batch_id)
 
     return run
