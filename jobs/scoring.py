@@ -100,8 +100,15 @@ class ModelScorer:
             self._checked = now
         return self.model
 
-    def __call__(self, features: DataFrame, batch_id: int | None = None, keep: tuple[str, ...] = ()) -> DataFrame:
+    def __call__(
+        self,
+        features: DataFrame,
+        batch_id: int | None = None,
+        keep: tuple[str, ...] = (),
+        batch_from_task: bool = False,
+    ) -> DataFrame:
         model = self.current()
         return score_features(
-            features, model.path, model.name, model.version, self.names, self.source, self.run_id, batch_id, keep
+            features, model.path, model.name, model.version, self.names, self.source, self.run_id, batch_id, keep,
+            batch_from_task,
         )

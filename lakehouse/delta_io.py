@@ -55,7 +55,20 @@ def conform(df: DataFrame, contract: TableContract) -> DataFrame:
     missing = [c.name for c in contract.columns if c.name not in df.columns]
     if missing:
         raise ContractError(f"{contract.name}: missing columns {missing}")
-    return df.select(*[F.col(c.name).cast(c.dtype).alias(c.name) for c in contract.columns])
+    return df.select(_conformed(contract)).select("_conformed.*")
+
+
+_CONFORMED: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+
+def _conformed(contract: TableContract) -> Any:
+    """The contract's cast-and-alias columns as one struct, built once per contract: each column of
+    a select list is a JVM round trip, a struct column is one."""
+    key = (contract.name, tuple(f"{c.name}:{c.dtype.simpleString()}" for c in contract.columns))
+    if key not in _CONFORMED:
+        _CONFORMED[key] = F.struct(*[F.col(c.name).cast(c.dtype).alias(c.name) for c in contract.columns]).alias(
+            "_conformed")
+    return _CONFORMED[key]
 
 
 def _one_file_per_partition(df: DataFrame, contract: TableContract) -> DataFrame:

@@ -3,11 +3,12 @@ streaming queries' Spark source and sink."""
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
 from kafka import KafkaProducer
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from conf.settings import Settings
@@ -55,11 +56,17 @@ def kafka_source(spark: SparkSession, settings: Settings, topics: list[str], cap
 
 def publish_scores(scores: DataFrame, settings: Settings) -> None:
     """Each score with its top reasons to the scores topic, keyed by transaction id (at-least-once)."""
-    payload = F.to_json(F.struct(*SCORE_PAYLOAD))
     (
-        scores.select(F.col("transaction_id").cast("binary").alias("key"), payload.cast("binary").alias("value"))
+        scores.select(*_score_record())
         .write.format("kafka")
         .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
         .option("topic", settings.kafka.topics.scores)
         .save()
     )
+
+
+@functools.cache
+def _score_record() -> list[Column]:
+    """Key and value columns of a score record, built once (each column is a JVM round trip)."""
+    payload = F.to_json(F.struct(*SCORE_PAYLOAD))
+    return [F.col("transaction_id").cast("binary").alias("key"), payload.cast("binary").alias("value")]

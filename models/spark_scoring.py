@@ -6,6 +6,7 @@ so micro-batches reuse it; a new path (a new ``@champion``) loads the new versio
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -28,6 +29,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from features.projection import Projection
 from models.scorer import WORKER_COPY, AegisScorer
 
 _CACHE: dict[str, Any] = {}
@@ -71,9 +73,22 @@ def _scorer(model_path: str) -> Any:
     return scorer
 
 
-def _score_columns(model_path: str, feature_names: list[str], batch_id: int | None):
+# The driver sets it per micro-batch (sc.setLocalProperty); every task of its jobs carries it.
+BATCH_ID_PROPERTY = "aegis.stream_batch_id"
+
+
+def _task_batch_id() -> int | None:
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    value = context.getLocalProperty(BATCH_ID_PROPERTY) if context is not None else None
+    return int(value) if value else None
+
+
+def _score_columns(model_path: str, feature_names: list[str], batch_id: int | None, batch_from_task: bool = False):
     def score(*columns: pa.Array) -> pa.Array:
         started = time.process_time()
+        batch = _task_batch_id() if batch_from_task else batch_id
         scorer = _scorer(model_path)
         frame = pd.DataFrame(
             {name: column.to_numpy(zero_copy_only=False) for name, column in zip(feature_names, columns, strict=True)}
@@ -92,7 +107,7 @@ def _score_columns(model_path: str, feature_names: list[str], batch_id: int | No
             pa.ListArray.from_arrays(pa.array(offsets), pa.array(shap.ravel())),
             pa.array(out["expected_value"].to_numpy(dtype=np.float64)),
             pa.array(np.full(n, now, dtype=np.int64), type=pa.timestamp("us", tz="UTC")),
-            pa.nulls(n, pa.int64()) if batch_id is None else pa.array(np.full(n, batch_id, dtype=np.int64)),
+            pa.nulls(n, pa.int64()) if batch is None else pa.array(np.full(n, batch, dtype=np.int64)),
         ]
         if _PROFILE:
             print(
@@ -116,38 +131,67 @@ def score_features(
     run_id: str,
     batch_id: int | None = None,
     keep: tuple[str, ...] = (),
+    batch_from_task: bool = False,
 ) -> DataFrame:
     """gold.scores rows for a silver.features DataFrame (optionally with ``kafka_timestamp``).
+
+    ``stream_batch_id`` is ``batch_id``, or with ``batch_from_task`` each task's
+    :data:`BATCH_ID_PROPERTY` local property: a stream then reuses one plan's columns and one
+    pickled UDF for every micro-batch.
 
     One scalar Arrow UDF over the feature columns, no join: only the features go to Python and
     only the score struct comes back; every other column stays in the JVM. ``keep`` columns of
     ``features`` (not gold's) stay in the output as ``keep_<name>`` (the stream keeps silver's
     columns, so silver and gold are written from the same scored rows).
     """
-    kafka_ts = F.col("kafka_timestamp") if "kafka_timestamp" in features.columns else F.lit(None).cast("timestamp")
+    has_kafka_ts = "kafka_timestamp" in features.columns
     inputs = features
     # SHAP is the costly step: spread it over every core even when a small micro-batch sits in fewer
     # partitions (adaptive execution coalesces them to one).
     parallelism = features.sparkSession.sparkContext.defaultParallelism
-    if features.rdd.getNumPartitions() < parallelism:
+    adaptive = features.sparkSession.conf.get("spark.sql.adaptive.enabled") == "true"
+    if adaptive and features.rdd.getNumPartitions() < parallelism:
         inputs = inputs.repartition(parallelism)
+    udf_input, output = _score_columns_for(
+        model_path, model_name, str(model_version), tuple(feature_names), source, run_id,
+        None if batch_from_task else batch_id, keep, has_kafka_ts, batch_from_task,
+    )
+    return output(udf_input(inputs).select("*", "_s.*"))
+
+
+@functools.lru_cache(maxsize=16)
+def _score_columns_for(
+    model_path: str,
+    model_name: str,
+    model_version: str,
+    feature_names: tuple[str, ...],
+    source: str,
+    run_id: str,
+    batch_id: int | None,
+    keep: tuple[str, ...],
+    has_kafka_ts: bool,
+    batch_from_task: bool,
+) -> tuple[Projection, Projection]:
+    """The two projections of :func:`score_features`, built once per model and stream: every
+    column is a JVM round trip and the UDF is pickled anew with each one."""
+    kafka_ts = F.col("kafka_timestamp") if has_kafka_ts else F.lit(None).cast("timestamp")
     # The micro-batch id and the time come out of the UDF, not as literals in the plan: a literal that
     # changes every micro-batch makes Spark generate (and the JVM compile) new classes each time.
-    udf = F.arrow_udf(_score_columns(model_path, feature_names, batch_id), _UDF_OUTPUT)  # type: ignore[call-overload]
-    scored = inputs.select(
+    udf = F.arrow_udf(_score_columns(model_path, list(feature_names), batch_id, batch_from_task), _UDF_OUTPUT)  # type: ignore[call-overload]
+    udf_input = Projection([
         *GOLD_COLUMNS,
         "feature_version",
         *keep,
         kafka_ts.alias("_kafka_ts"),
         udf(*[F.col(n) for n in feature_names]).alias("_s"),
-    ).select("*", "_s.*")
+    ])
     latency = (F.unix_micros("scored_at") - F.unix_micros("_kafka_ts")) / 1000.0
-    return scored.select(
+    output = Projection([
         *GOLD_COLUMNS,
         "score",
         "decision",
         F.lit(model_name).alias("model_name"),
-        F.lit(str(model_version)).alias("model_version"),
+        F.lit(model_version).alias("model_version"),
         "feature_version",
         "policy_version",
         F.from_json("top_reasons_json", _REASONS).alias("top_reasons"),
@@ -159,7 +203,8 @@ def score_features(
         "scored_at",
         latency.alias("latency_ms"),
         *[F.col(c).alias(f"keep_{c}") for c in keep],
-    )
+    ])
+    return udf_input, output
 
 
 def reasons_from_json(text: str) -> list[dict[str, Any]]:

@@ -17,21 +17,24 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import pandas as pd
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from conf.settings import Settings
 from features.catalog import FeatureParams, declare_features
+from features.projection import Projection
 from features.state_plan import StatePlan
 from features.table import features_table
 from lakehouse.delta_io import append_idempotent
 from lakehouse.kafka_io import publish_scores
 from lakehouse.tables import SCORES
-from models.spark_scoring import GOLD_COLUMNS
-from stream.state import merge_halves
+from models.spark_scoring import BATCH_ID_PROPERTY, GOLD_COLUMNS
+from stream.state import HalvesMerge
 from stream.summary import BatchSummary
 
 log = logging.getLogger("aegis.stream.hot")
+POOL_PROPERTY = "spark.scheduler.pool"
+_INHERITED = (POOL_PROPERTY, BATCH_ID_PROPERTY)
 
 ScoreFn = Callable[..., DataFrame]
 _SUMMARY = (
@@ -46,22 +49,25 @@ _SUMMARY = (
 )
 
 
-def silver_rows(
-    halves: DataFrame, params: FeatureParams, plan: StatePlan, app_id: str, batch_id: int | None = None
-) -> DataFrame:
-    """silver.features rows (with ``kafka_timestamp`` for the latency) of one micro-batch's halves.
+class SilverRows:
+    """silver.features rows (with ``kafka_timestamp`` for the latency) of one micro-batch's halves,
+    the column expressions built once.
 
     Without ``batch_id`` the rows lack ``stream_batch_id`` and ``computed_at``: the scoring UDF
     supplies both (its batch id and ``scored_at``), so no literal in the plan changes per micro-batch.
     """
-    per_batch = (
-        []
-        if batch_id is None
-        else [F.lit(batch_id).cast("long").alias("stream_batch_id"), F.current_timestamp().alias("computed_at")]
-    )
-    return merge_halves(halves, params, plan).select(
-        "*", F.lit("stream").alias("source"), F.lit(app_id).alias("run_id"), *per_batch
-    )
+
+    def __init__(self, params: FeatureParams, plan: StatePlan, app_id: str) -> None:
+        self._merge = HalvesMerge(params, plan)
+        self._lineage = Projection([F.lit("stream").alias("source"), F.lit(app_id).alias("run_id")], keep_all=True)
+
+    def __call__(self, halves: DataFrame, batch_id: int | None = None) -> DataFrame:
+        rows = self._lineage(self._merge(halves))
+        if batch_id is None:
+            return rows
+        return rows.select(
+            "*", F.lit(batch_id).cast("long").alias("stream_batch_id"), F.current_timestamp().alias("computed_at")
+        )
 
 
 class HotPath:
@@ -76,6 +82,9 @@ class HotPath:
         self.silver = features_table(params)
         self.silver_columns = [c.name for c in self.silver.columns]
         self.feature_columns = [f.name for f in declare_features(params)]
+        self.silver_rows = SilverRows(params, plan, self.app_id)
+        self._gold = Projection([c.name for c in SCORES.columns])
+        self._silver_out = Projection([_silver_source(c).alias(c) for c in self.silver_columns])
         self.history: list[BatchSummary] = []
         self.flagged: list[dict[str, Any]] = []  # latest review/block rows, newest last
         self._replay_possible = True  # only a run's first micro-batch can replay a half-written one
@@ -84,7 +93,7 @@ class HotPath:
         started = time.monotonic()
         tracker = halves.sparkSession.sparkContext.statusTracker()
         jobs_before = _job_count(tracker)
-        silver = silver_rows(halves, self.params, self.plan, self.app_id, batch_id if self.scorer is None else None)
+        silver = self.silver_rows(halves, batch_id if self.scorer is None else None)
         summary = BatchSummary("hot", batch_id)
         verify = self._replay_possible
         root = self.settings.lakehouse_root
@@ -102,15 +111,16 @@ class HotPath:
                 rows.unpersist()
         else:
             keep = tuple(c for c in self.silver_columns if c not in PASSED and c not in FROM_SCORING)
-            scored = self.scorer(silver, batch_id, keep=keep).persist()
+            halves.sparkSession.sparkContext.setLocalProperty(BATCH_ID_PROPERTY, str(batch_id))
+            scored = self.scorer(silver, keep=keep, batch_from_task=True).persist()
             try:
                 frame: pd.DataFrame = scored.select(*_SUMMARY, "keep_is_late").toPandas()  # runs the plan once
                 summary.compute_seconds = time.monotonic() - started
                 summary.featurized = summary.scored = len(frame)
                 if len(frame):
                     self._summarize(frame, summary)
-                    gold = scored.select(*[c.name for c in SCORES.columns])
-                    silver_out = scored.select(*[_silver_source(c).alias(c) for c in self.silver_columns])
+                    gold = self._gold(scored)
+                    silver_out = self._silver_out(scored)
                     steps: list[Callable[[], object]] = [
                         lambda: append_idempotent(
                             gold, SCORES, root, f"{self.app_id}.gold", batch_id, verify=verify, one_task=True
@@ -128,7 +138,7 @@ class HotPath:
                     if self.settings.stream.publish_scores:
                         steps.append(lambda: publish_scores(gold, self.settings))
                     writes_started = time.monotonic()
-                    run_concurrently(steps)
+                    run_concurrently(steps, halves.sparkSession)
                     summary.write_seconds = time.monotonic() - writes_started
                     summary.delta_commits = 2
             finally:
@@ -178,14 +188,28 @@ def _job_count(tracker: Any) -> int:
     return max(tracker.getJobIdsForGroup(None) or [-1]) + 1
 
 
-def run_concurrently(steps: list[Callable[[], object]]) -> None:
-    """Run the steps on driver threads and re-raise the first failure after all have ended."""
+def run_concurrently(steps: list[Callable[[], object]], spark: SparkSession | None = None) -> None:
+    """Run the steps on driver threads and re-raise the first failure after all have ended.
+
+    With ``spark``, each thread's jobs go to the calling thread's scheduler pool and carry its
+    micro-batch id: Spark's local properties are per thread, and a new thread's jobs would land in
+    the default pool (and, should a cached batch be recomputed, score without a batch id).
+    """
     if len(steps) <= 1:
         for step in steps:
             step()
         return
-    with ThreadPoolExecutor(max_workers=len(steps), thread_name_prefix="aegis-write") as pool:
-        futures = [pool.submit(step) for step in steps]
+    context = spark.sparkContext if spark is not None else None
+    inherited = {key: context.getLocalProperty(key) for key in _INHERITED} if context is not None else {}
+
+    def in_pool(step: Callable[[], object]) -> object:
+        for key, value in inherited.items():
+            if context is not None and value is not None:
+                context.setLocalProperty(key, value)
+        return step()
+
+    with ThreadPoolExecutor(max_workers=len(steps), thread_name_prefix="aegis-write") as executor:
+        futures = [executor.submit(in_pool, step) for step in steps]
         wait(futures)
     for future in futures:
         future.result()

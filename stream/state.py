@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 
 from features.catalog import FeatureParams, declare_features
 from features.derive import feature_row, is_row_feature, row_feature
+from features.projection import Projection
 from features.state_plan import StatePlan, state_plan
 
 CARRY = ["customer_id", "terminal_id", "event_time", "event_date", "amount", "kafka_timestamp"]
@@ -105,26 +106,40 @@ def seed_rows(routed: DataFrame) -> DataFrame:
     return routed.groupBy("route", "key").agg(F.collect_list(F.struct(*ROUTED_COLUMNS)).alias("rows"))
 
 
+class HalvesMerge:
+    """:func:`merge_halves` with its column expressions built once: each expression is a round trip
+    to the JVM, a few hundred per micro-batch otherwise (about 0.3 s of driver time)."""
+
+    def __init__(self, params: FeatureParams, plan: StatePlan) -> None:
+        feats = declare_features(params)
+        customer = [str(s["name"]) for s in plan.routes["c"]]
+        terminal = [str(s["name"]) for s in plan.routes["t"]]
+        is_customer = F.col("route") == "c"
+        merged = F.struct(
+            *[F.max(F.when(is_customer, F.col(c))).alias(c) for c in CARRY],
+            *[F.max(F.when(is_customer, F.col(c))).alias(c) for c in customer],
+            *[F.max(F.when(~is_customer, F.col(c))).alias(c) for c in terminal],
+            F.max("is_late").alias("is_late"),
+            F.count(F.lit(1)).alias("_halves"),
+        ).alias("_merged")
+        self._merged = merged
+        self._both = F.col("_merged._halves") == 2
+        self._row_features = Projection([row_feature(f, params).alias(f.name) for f in feats if is_row_feature(f)],
+                                        keep_all=True)
+        self._output = Projection([*feature_row(feats, params, ("kafka_timestamp",)), "is_late"])
+
+    def __call__(self, halves: DataFrame) -> DataFrame:
+        merged = halves.groupBy("transaction_id").agg(self._merged).filter(self._both)
+        return self._output(self._row_features(merged.select("transaction_id", "_merged.*")))
+
+
 def merge_halves(halves: DataFrame, params: FeatureParams, plan: StatePlan) -> DataFrame:
     """silver.features rows (before lineage columns) from one micro-batch's output of the processor.
 
     One aggregation by transaction id, not a join of the two routes: a self-join would run the
     stateful operator once per side.
     """
-    feats = declare_features(params)
-    customer = [str(s["name"]) for s in plan.routes["c"]]
-    terminal = [str(s["name"]) for s in plan.routes["t"]]
-    is_customer = F.col("route") == "c"
-    merged = halves.groupBy("transaction_id").agg(
-        *[F.max(F.when(is_customer, F.col(c))).alias(c) for c in CARRY],
-        *[F.max(F.when(is_customer, F.col(c))).alias(c) for c in customer],
-        *[F.max(F.when(~is_customer, F.col(c))).alias(c) for c in terminal],
-        F.max("is_late").alias("is_late"),
-        F.count(F.lit(1)).alias("_halves"),
-    ).filter(F.col("_halves") == 2)
-    row = [f for f in feats if is_row_feature(f)]
-    merged = merged.select("*", *[row_feature(f, params).alias(f.name) for f in row])
-    return merged.select(*feature_row(feats, params, ("kafka_timestamp",)), "is_late")
+    return HalvesMerge(params, plan)(halves)
 
 
 def plan_for(params: FeatureParams, lateness_seconds: float) -> StatePlan:
