@@ -19,8 +19,8 @@ def test_every_shipped_profile_loads(profile: str) -> None:
 
 
 def test_precedence_base_profile_env_overrides() -> None:
-    assert load_settings("local", environ={}).spark.shuffle_partitions == 4
-    assert load_settings("test", environ={}).spark.shuffle_partitions == 2
+    assert load_settings("local", environ={}).spark.shuffle_partitions == 2
+    assert load_settings("cluster", environ={"AEGIS_SECURITY__CARD_HASH_KEY": "k" * 32}).spark.shuffle_partitions == 8
     env = {"AEGIS_SPARK__SHUFFLE_PARTITIONS": "3"}
     assert load_settings("test", environ=env).spark.shuffle_partitions == 3
     over = parse_overrides(["spark.shuffle_partitions=5"])
