@@ -263,7 +263,12 @@ public final class FeatureProcessor extends StatefulProcessorWithInitialState<St
             horizon = Math.max(horizon, reported);
         }
         long expiry = Math.floorDiv(horizon + config.retentionUs, 1000L) + 1;
-        state.expiryTimerMs = setTimer(state.expiryTimerMs, expiry);
+        // The expiry timer moves lazily: one registered earlier than the key's expiry stays, and
+        // when it fires, handleExpiredTimer expires what is due and registers the next one. A busy
+        // key would otherwise delete and register a timer (four RocksDB writes) every micro-batch.
+        if (state.expiryTimerMs == KeyState.NONE || state.expiryTimerMs > expiry) {
+            state.expiryTimerMs = setTimer(state.expiryTimerMs, expiry);
+        }
         long due = KeyState.NONE;
         for (String id : state.pending) {
             KeyState.Event event = state.find(id);
