@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from delta.exceptions import ConcurrentWriteException, MetadataChangedException, ProtocolChangedException
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -24,7 +25,11 @@ class ContractError(ValueError):
 
 
 def ensure_table(spark: SparkSession, contract: TableContract, root: Path | str) -> DeltaTable:
-    """Create the table from its contract if it does not exist yet; return it."""
+    """Create the table from its contract if it does not exist yet; return it.
+
+    Two writers may create the same table at once (the stream and a backfill on a new
+    lakehouse): the loser's commit conflicts, and it then finds the winner's table.
+    """
     path = contract.path(root)
     builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(contract.schema)
     if contract.partition_by:
@@ -32,20 +37,29 @@ def ensure_table(spark: SparkSession, contract: TableContract, root: Path | str)
     for key, value in contract.properties.items():
         builder = builder.property(key, value)
     builder = builder.comment(contract.description)
-    table = builder.execute()
-    _known_tables.add((id(spark), path))
+    try:
+        table = builder.execute()
+    except _CONCURRENT_CREATE as error:
+        if not DeltaTable.isDeltaTable(spark, path):
+            raise
+        log.info("%s: created by a concurrent writer (%s)", contract.name, type(error).__name__)
+        table = DeltaTable.forPath(spark, path)
+    _known_tables.add(path)
     return table
 
 
-# (session, path) pairs this process created or checked already: a micro-batch touches each
-# table several times and the create-if-missing round trip costs a Delta log read every time.
-_known_tables: set[tuple[int, str]] = set()
+_CONCURRENT_CREATE = (ProtocolChangedException, MetadataChangedException, ConcurrentWriteException)
+
+# Paths this process created or checked already: a micro-batch touches each table several times,
+# the create-if-missing round trip costs a Delta log read every time, and every micro-batch of a
+# stream hands foreachBatch a new session object (so the path, not the session, is the key).
+_known_tables: set[str] = set()
 
 
 def _ensure_known(spark: SparkSession, contract: TableContract, root: Path | str) -> None:
     path = contract.path(root)
     local_log = None if "://" in path else Path(path) / "_delta_log"
-    if (id(spark), path) in _known_tables and (local_log is None or local_log.is_dir()):
+    if path in _known_tables and (local_log is None or local_log.is_dir()):
         return
     ensure_table(spark, contract, root)
 

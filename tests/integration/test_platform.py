@@ -44,6 +44,31 @@ def test_contract_declares_partitioning(spark, settings: Settings) -> None:
         assert detail["properties"][key] == value, key
 
 
+def test_writers_creating_one_table_at_once_all_get_it(spark, settings: Settings) -> None:
+    """The stream and a backfill on a new lakehouse both create silver: the loser of the create
+    commit must find the winner's table, not fail (it did, with ProtocolChangedException)."""
+    import threading
+
+    def create(root: object, barrier: threading.Barrier, errors: list[BaseException]) -> None:
+        barrier.wait()
+        try:
+            ensure_table(spark, RUN_LOG, root)  # type: ignore[arg-type]
+        except BaseException as error:
+            errors.append(error)
+
+    for attempt in range(3):
+        root = settings.lakehouse_root / f"concurrent-create-{attempt}"
+        barrier = threading.Barrier(3)
+        errors: list[BaseException] = []
+        threads = [threading.Thread(target=create, args=(root, barrier, errors)) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert ensure_table(spark, RUN_LOG, root).toDF().columns == [c.name for c in RUN_LOG.columns]
+
+
 def test_spark_reads_a_kafka_topic(spark, settings: Settings, kafka_broker) -> None:
     topic = "platform.check"
     kafka_broker.ensure_topics({topic: 2})

@@ -30,7 +30,7 @@ def test_latest_version_follows_commits_and_a_recreated_table(tmp_path: Path) ->
     spark = _NoSpark()
     path = CONTRACT.path(tmp_path)
     _append(path, 0)
-    delta_io._known_tables.add((id(spark), path))  # as if ensure_table had run in this session
+    delta_io._known_tables.add(path)  # as if ensure_table had run in this process
     assert delta_io.latest_version(spark, CONTRACT, tmp_path) == 0  # type: ignore[arg-type]
     _append(path, 1)
     _append(path, 2)
