@@ -75,8 +75,6 @@ class HotPath:
 
     def __init__(self, settings: Settings, params: FeatureParams, plan: StatePlan, scorer: ScoreFn | None) -> None:
         self.settings = settings
-        self.params = params
-        self.plan = plan
         self.scorer = scorer
         self.app_id = settings.stream.query_name
         self.silver = features_table(params)
@@ -204,8 +202,8 @@ def run_concurrently(steps: list[Callable[[], object]], spark: SparkSession | No
 
     def in_pool(step: Callable[[], object]) -> object:
         for key, value in inherited.items():
-            if context is not None and value is not None:
-                context.setLocalProperty(key, value)
+            if value is not None:
+                context.setLocalProperty(key, value)  # type: ignore[union-attr]  # inherited is empty without one
         return step()
 
     with ThreadPoolExecutor(max_workers=len(steps), thread_name_prefix="aegis-write") as executor:

@@ -115,14 +115,13 @@ class HalvesMerge:
         customer = [str(s["name"]) for s in plan.routes["c"]]
         terminal = [str(s["name"]) for s in plan.routes["t"]]
         is_customer = F.col("route") == "c"
-        merged = F.struct(
+        self._merged = F.struct(
             *[F.max(F.when(is_customer, F.col(c))).alias(c) for c in CARRY],
             *[F.max(F.when(is_customer, F.col(c))).alias(c) for c in customer],
             *[F.max(F.when(~is_customer, F.col(c))).alias(c) for c in terminal],
             F.max("is_late").alias("is_late"),
             F.count(F.lit(1)).alias("_halves"),
         ).alias("_merged")
-        self._merged = merged
         self._both = F.col("_merged._halves") == 2
         self._row_features = Projection([row_feature(f, params).alias(f.name) for f in feats if is_row_feature(f)],
                                         keep_all=True)
