@@ -1,14 +1,15 @@
 """`make bench-stream`: handbook traffic through the real broker into the running stream job.
 
-Stages (all against a fresh lakehouse under var/bench/stream; the hot and the cold query both run):
+Stages (all against a fresh lakehouse under var/bench/stream; the hot and the cold query both run,
+started once and kept running through stages 2 and 3, each stage drained before the next):
 1. import 2018-04-01..06-30 as history and train a champion on it (the stream's first start
-   seeds its feature state from bronze, before any event is published);
+   seeds its feature state from bronze, before any event is published: ``warm_up.startup_seconds``);
 2. warm-up: 20k events as fast as possible into a new JVM (reported apart, as ``warm_up``);
    saturation: then the next 120k events of 2018-07 as fast as possible while the stream runs;
    ``sustained_events_per_s`` = scored events / (last gold commit - first Kafka append), wall
    clock, SHAP for every event;
 3. latency: the next events at a fixed 1,000 events/s for 120 s; p50/p95/p99 of Kafka append ->
-   gold commit (the end of the micro-batch that committed the row) and Kafka append -> score;
+   gold commit (when the micro-batch's gold.scores commit returned) and Kafka append -> score;
 4. per hot micro-batch: Spark jobs, Delta commits, seconds, state rows and bytes, and the query
    progress durations (planning, addBatch...);
 5. reference without Spark, same events: kafka-python consumer, features from per-key numpy
@@ -75,15 +76,19 @@ def main() -> int:
         params = feature_params(settings)
         scorer = ModelScorer(spark, settings, params, "stream")
 
-        warm_up = _saturation(spark, settings, params, scorer, files[3], 0, WARM_UP_EVENTS)
-        print(f"bench-stream: warm-up (a new JVM) {warm_up}", flush=True)
-        saturation = _saturation(spark, settings, params, scorer, files[3], WARM_UP_EVENTS, SATURATION_EVENTS)
-        print(f"bench-stream: saturation {saturation}", flush=True)
-
-        queries, per_batch = _stream_run(spark, settings, params, scorer, lambda: _publish(
-            settings, files[3], WARM_UP_EVENTS + SATURATION_EVENTS, int(LATENCY_SECONDS * LATENCY_RATE),
-            LATENCY_RATE))
-        kafka, committed, appended = _gold_times(spark, settings, queries)
+        stream = _Stream(spark, settings, params, scorer)
+        try:
+            warm_up = {"startup_seconds": stream.startup_seconds,
+                       **_saturation(stream, settings, files[3], 0, WARM_UP_EVENTS)}
+            print(f"bench-stream: warm-up (a new JVM) {warm_up}", flush=True)
+            saturation = _saturation(stream, settings, files[3], WARM_UP_EVENTS, SATURATION_EVENTS)
+            print(f"bench-stream: saturation {saturation}", flush=True)
+            batches, per_batch = stream.stage(lambda: _publish(
+                settings, files[3], WARM_UP_EVENTS + SATURATION_EVENTS, int(LATENCY_SECONDS * LATENCY_RATE),
+                LATENCY_RATE))
+        finally:
+            stream.stop()
+        kafka, committed, appended = _gold_times(spark, settings, batches)
         to_gold = committed - kafka
         to_score = _score_topic_seconds(settings, appended)
         latency = {
@@ -127,11 +132,10 @@ def main() -> int:
     return 0
 
 
-def _saturation(spark, settings, params, scorer, path: str, skip: int, count: int) -> dict:
-    """Publish ``count`` events at once into a running stream; events per second, wall clock."""
-    queries, per_batch = _stream_run(spark, settings, params, scorer, lambda: _publish(settings, path, skip, count,
-                                                                                       None))
-    kafka, committed, _ = _gold_times(spark, settings, queries)
+def _saturation(stream: _Stream, settings, path: str, skip: int, count: int) -> dict:
+    """Publish ``count`` events at once into the running stream; events per second, wall clock."""
+    batches, per_batch = stream.stage(lambda: _publish(settings, path, skip, count, None))
+    kafka, committed, _ = _gold_times(stream.spark, settings, batches)
     wall = float(committed.max() - kafka.min()) if kafka.size else 0.0
     return {"events": int(kafka.size), "wall_seconds": round(wall, 1),
             "sustained_events_per_s": round(kafka.size / wall, 1) if wall else 0.0, **per_batch}
@@ -230,54 +234,93 @@ def _reference(settings, events: int, model_path: str, out: Path) -> dict[str, f
     return {"events": done, "seconds": round(elapsed, 1), "events_per_second": round(done / elapsed, 1)}
 
 
-def _stream_run(spark, settings, params, scorer, publish) -> tuple[object, dict]:
-    """Run both queries while ``publish()`` feeds them, until drained; (queries, per-batch figures)."""
-    from stream.query import await_queries, start
+class _Stream:
+    """Both queries, started once and kept running through every stage, as in production."""
 
-    started = time.monotonic()
-    queries = start(spark, settings, params, scorer)
-    # A new checkpoint seeds the state from bronze in its first micro-batch: a one-off start-up
-    # cost, measured apart; events are published once it is done.
-    while not queries.hot.recentProgress and queries.is_active:
-        time.sleep(0.2)
-    startup = time.monotonic() - started
-    feeder = threading.Thread(target=publish)
-    feeder.start()
-    feeder.join()
-    await_queries(queries, max_seconds=900, until_idle=True, idle_seconds=5)
-    progress = [p for p in queries.hot.recentProgress if p.get("numInputRows")]
-    hot = [b for b in queries.hot_path.history if b.scored]
+    def __init__(self, spark, settings, params, scorer) -> None:
+        from stream.query import start
+
+        self.spark = spark
+        started = time.monotonic()
+        self.queries = start(spark, settings, params, scorer)
+        # A new checkpoint seeds the state from bronze in its first micro-batch: a one-off start-up
+        # cost, measured apart; events are published once it is done.
+        while not self.queries.hot.recentProgress and self.queries.is_active:
+            time.sleep(0.2)
+        self.startup_seconds = round(time.monotonic() - started, 1)
+
+    def stage(self, publish) -> tuple[list, dict]:
+        """Run ``publish()`` and wait until both queries drained it: (its hot batches, per-batch figures)."""
+        hot_history, cold_history = self.queries.hot_path.history, self.queries.cold_path.history
+        hot_from, cold_from = len(hot_history), len(cold_history)
+        feeder = threading.Thread(target=publish)
+        feeder.start()
+        feeder.join()
+        self._drain()
+        hot = [b for b in hot_history[hot_from:] if b.scored]
+        cold = cold_history[cold_from:]
+        ids = {b.batch_id for b in hot}
+        progress = [p for p in self.queries.hot.recentProgress if p.get("numInputRows") and p.get("batchId") in ids]
+        return hot, _per_batch(hot, cold, progress)
+
+    def _drain(self, idle_seconds: float = 5.0, max_seconds: float = 900.0) -> None:
+        from stream.query import is_busy
+
+        started, idle_since = time.monotonic(), None
+        while time.monotonic() - started < max_seconds:
+            error = self.queries.exception()
+            if error is not None or not self.queries.is_active:
+                raise RuntimeError(f"streaming query failed: {error}")
+            if any(is_busy(q) for q in self.queries.queries):
+                idle_since = None
+            elif idle_since is None:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since >= idle_seconds:
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"the stream did not drain within {max_seconds:.0f} s")
+
+    def stop(self) -> None:
+        self.queries.stop()
+
+
+def _per_batch(hot: list, cold: list, progress: list[dict]) -> dict:
+    """Means per hot micro-batch of one stage (and the cold query's batches beside them)."""
     durations: dict[str, float] = {}
     for p in progress:
         for k, v in (p.get("durationMs") or {}).items():
             durations[k] = durations.get(k, 0.0) + v / 1000.0 / len(progress)
     operators = (progress[-1].get("stateOperators") or [{}]) if progress else [{}]
-    per_batch = {
-        "startup_seconds": round(startup, 1),
+
+    def mean(values: list[float], digits: int = 3) -> float | None:
+        return round(float(np.mean(values)), digits) if values else None
+
+    return {
         "hot_batches": len(hot),
-        "spark_jobs_per_batch": round(float(np.mean([b.spark_jobs for b in hot])), 1) if hot else None,
-        "delta_commits_per_batch": round(float(np.mean([b.delta_commits for b in hot])), 2) if hot else None,
-        "driver_seconds_per_batch": round(float(np.mean([b.seconds for b in hot])), 3) if hot else None,
-        "compute_seconds_per_batch": round(float(np.mean([b.compute_seconds for b in hot])), 3) if hot else None,
-        "write_seconds_per_batch": round(float(np.mean([b.write_seconds for b in hot])), 3) if hot else None,
-        "events_per_batch": round(float(np.mean([b.scored for b in hot])), 1) if hot else None,
+        "spark_jobs_per_batch": mean([b.spark_jobs for b in hot], 1),
+        "delta_commits_per_batch": mean([b.delta_commits for b in hot], 2),
+        "driver_seconds_per_batch": mean([b.seconds for b in hot]),
+        "compute_seconds_per_batch": mean([b.compute_seconds for b in hot]),
+        "write_seconds_per_batch": mean([b.write_seconds for b in hot]),
+        "events_per_batch": mean([b.scored for b in hot], 1),
         "state_rows": int(sum(op.get("numRowsTotal", 0) for op in operators)),
         "state_megabytes": round(sum(op.get("memoryUsedBytes", 0) for op in operators) / 1e6, 1),
         "progress_seconds_per_batch": {k: round(v, 3) for k, v in sorted(durations.items())},
-        "cold_batches": len(queries.cold_path.history),
-        "cold_seconds_per_batch": round(float(np.mean([b.seconds for b in queries.cold_path.history])), 2)
-        if queries.cold_path.history else None,
-        "cold_compute_seconds_per_batch": round(float(np.mean(
-            [b.compute_seconds for b in queries.cold_path.history])), 2) if queries.cold_path.history else None,
+        "cold_batches": len(cold),
+        "cold_seconds_per_batch": mean([b.seconds for b in cold], 2),
+        "cold_compute_seconds_per_batch": mean([b.compute_seconds for b in cold], 2),
     }
-    return queries, per_batch
 
 
-def _gold_times(spark, settings, queries) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
-    """(Kafka append epoch, gold commit epoch) of the rows this run scored, and their ids' Kafka epochs."""
+def _gold_times(spark, settings, batches: list) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """(Kafka append epoch, gold commit epoch) of the rows this run scored, and their ids' Kafka epochs.
+
+    The gold commit epoch is when the micro-batch's gold.scores commit returned: the row is
+    visible to readers from then on (its silver write and scores-topic publish run beside it).
+    """
     from pyspark.sql import functions as F
 
-    written = {b.batch_id: b.written_at for b in queries.hot_path.history if b.written_at}
+    written = {b.batch_id: b.gold_committed_at for b in batches if b.gold_committed_at}
     gold = spark.read.format("delta").load(str(settings.lakehouse_root / "gold" / "scores"))
     rows = (gold.filter(F.col("stream_batch_id").isin(list(written)) & (F.col("run_id") == settings.stream.query_name))
             .select("stream_batch_id", (F.unix_micros("scored_at") / 1e6 - F.col("latency_ms") / 1e3)

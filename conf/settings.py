@@ -172,6 +172,10 @@ class StreamSettings(Strict):
     cold_trigger_seconds: float = Field(
         10.0, gt=0, description="Trigger of the cold query (quarantine, bronze, labels, quality results)."
     )
+    cold_partitions: int = Field(
+        8, ge=1, description="Tasks per stage of the cold query (its Kafka read and its state; fixed at a new "
+        "checkpoint). Small tasks free a core for the hot query's next stage within a fraction of a second.",
+    )
     duplicate_horizon_hours: float = Field(
         168.0, gt=0, description="The cold path drops repeated transaction ids whose Kafka times lie this close."
     )

@@ -35,10 +35,12 @@ SCORE_PAYLOAD = ("transaction_id", "customer_id", "terminal_id", "event_time", "
                  "model_name", "model_version", "policy_version", "feature_version", "top_reasons", "scored_at")
 
 
-def kafka_source(spark: SparkSession, settings: Settings, topics: list[str], capped: bool = True) -> DataFrame:
+def kafka_source(spark: SparkSession, settings: Settings, topics: list[str], capped: bool = True,
+                 min_partitions: int | None = None) -> DataFrame:
     """The given topics as one streaming DataFrame (Kafka's key, value, topic, partition, offset, timestamp).
 
-    ``capped`` applies ``kafka.max_offsets_per_trigger``. The stream's hot query reads uncapped: a
+    ``capped`` applies ``kafka.max_offsets_per_trigger``; ``min_partitions`` splits each
+    micro-batch's offset ranges into at least that many tasks. The stream's hot query reads uncapped: a
     cap splits a backlog across partitions unevenly in event time, and the event-time watermark
     (the newest event of any partition) would then turn the slower partitions' events late.
     """
@@ -51,6 +53,8 @@ def kafka_source(spark: SparkSession, settings: Settings, topics: list[str], cap
     )
     if capped and k.max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", k.max_offsets_per_trigger)
+    if min_partitions:
+        reader = reader.option("minPartitions", min_partitions)
     return reader.load()
 
 

@@ -21,7 +21,7 @@ from pyspark.java_gateway import launch_gateway
 from pyspark.sql import SparkSession
 
 from conf.settings import Settings
-from lakehouse.jvm import spark_jar_paths
+from lakehouse.jvm import aegis_state_jar, spark_jar_paths
 
 LOG4J2_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "spark" / "log4j2-local.properties"
 FAIR_SCHEDULER_CONFIG = LOG4J2_CONFIG.with_name("fairscheduler.xml")
@@ -33,6 +33,10 @@ PYSPARK_PANDAS_WARNING = "ignore:PySpark does not yet fully support pandas:Futur
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 PYTHON_DAEMON_MODULE = "lakehouse.python_daemon"
+LOCAL_FILE_SYSTEM_CONFS = {
+    "spark.hadoop.fs.file.impl": "dev.aegis.fs.NioLocalFileSystem",
+    "spark.hadoop.fs.AbstractFileSystem.file.impl": "dev.aegis.fs.NioLocalFs",
+}
 ROCKSDB_PROVIDER = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
 
 
@@ -55,7 +59,15 @@ def configure_builder(
             .config("spark.driver.bindAddress", "127.0.0.1")
             .config("spark.driver.host", "127.0.0.1")
             .config("spark.pyspark.python", sys.executable)  # workers use this interpreter (the venv)
+            # On the JVM's class path from its start: spark-submit itself opens files through the
+            # local file system below, before it adds spark.jars.
+            .config("spark.driver.extraClassPath", str(aegis_state_jar(settings.cache_dir)))
         )
+        # Without Hadoop's native library its local file system forks `readlink` per rename and
+        # `chmod` per created file (about 80 forks per micro-batch); dev.aegis.fs (jvm/) uses java.nio.
+        # deploy/spark/submit.sh sets the same for spark-submit.
+        for key, value in LOCAL_FILE_SYSTEM_CONFS.items():
+            builder = builder.config(key, value)
     java_options = f"-Xss16m -Dderby.system.home={settings.lakehouse_root / '_metastore'}"
     quiet: dict[str, str] = {}
     if spark.log_level.upper() not in VERBOSE_LEVELS:

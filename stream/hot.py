@@ -119,10 +119,14 @@ class HotPath:
                     self._summarize(frame, summary)
                     gold = self._gold(scored)
                     silver_out = self._silver_out(scored)
+
+                    def write_gold() -> None:
+                        append_idempotent(gold, SCORES, root, f"{self.app_id}.gold", batch_id, verify=verify,
+                                          one_task=True)
+                        summary.gold_committed_at = time.time()
+
                     steps: list[Callable[[], object]] = [
-                        lambda: append_idempotent(
-                            gold, SCORES, root, f"{self.app_id}.gold", batch_id, verify=verify, one_task=True
-                        ),
+                        write_gold,
                         lambda: append_idempotent(
                             silver_out,
                             self.silver,

@@ -27,3 +27,4 @@ class BatchSummary:
     latency_ms: dict[str, float] = field(default_factory=dict)
     model_version: str | None = None
     written_at: float | None = None  # epoch seconds when the batch's last write ended
+    gold_committed_at: float | None = None  # hot: epoch seconds when its gold.scores commit ended

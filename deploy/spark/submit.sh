@@ -174,6 +174,12 @@ args=(
     --jars "$jars_csv"
     --archives "$archive#aegis-pkg"
     --driver-java-options "-Dlog4j2.configurationFile=$log4j"
+    # dev.aegis.fs: the local file system without shell-outs (lakehouse/session.py says why); on
+    # the class path from each JVM's start, as spark-submit opens files before it adds --jars.
+    --driver-class-path "$state_jar"
+    --conf "spark.executor.extraClassPath=$state_jar"
+    --conf "spark.hadoop.fs.file.impl=dev.aegis.fs.NioLocalFileSystem"
+    --conf "spark.hadoop.fs.AbstractFileSystem.file.impl=dev.aegis.fs.NioLocalFs"
     --conf "spark.executor.extraJavaOptions=-Dlog4j2.configurationFile=$log4j"
     --conf "spark.executorEnv.PYTHONPATH=aegis-pkg"
     --conf "spark.pyspark.python=$python"

@@ -69,6 +69,21 @@ def test_writers_creating_one_table_at_once_all_get_it(spark, settings: Settings
         assert ensure_table(spark, RUN_LOG, root).toDF().columns == [c.name for c in RUN_LOG.columns]
 
 
+def test_local_files_go_through_the_file_system_without_shell_outs(spark, settings: Settings) -> None:
+    """Both Hadoop entry points (FileSystem for data files, FileContext for checkpoint and Delta log
+    renames) resolve `file:` to dev.aegis.fs, and a Delta commit through them reads back."""
+    jvm = spark._jvm
+    conf = spark._jsc.hadoopConfiguration()
+    uri = jvm.java.net.URI("file:///")
+    assert jvm.org.apache.hadoop.fs.FileSystem.get(uri, conf).getClass().getName() == "dev.aegis.fs.NioLocalFileSystem"
+    context = jvm.org.apache.hadoop.fs.FileContext.getFileContext(uri, conf)
+    assert context.getDefaultFileSystem().getClass().getName() == "dev.aegis.fs.NioLocalFs"
+    path = settings.lakehouse_root / "platform-fs"
+    spark.range(3).write.format("delta").mode("append").save(str(path))
+    assert spark.read.format("delta").load(str(path)).count() == 3
+    assert (path / "_delta_log" / "00000000000000000000.json").stat().st_mode & 0o444 == 0o444
+
+
 def test_spark_reads_a_kafka_topic(spark, settings: Settings, kafka_broker) -> None:
     topic = "platform.check"
     kafka_broker.ensure_topics({topic: 2})

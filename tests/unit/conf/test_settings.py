@@ -131,6 +131,9 @@ def test_stream_settings_of_the_stream_rewrite() -> None:
                                                          "stream.duplicate_horizon_hours=24",
                                                          "stream.state_bootstrap=false"]), environ={})
     assert (s.stream.cold_trigger_seconds, s.stream.duplicate_horizon_hours, s.stream.state_bootstrap) == (4, 24, False)
+    assert s.stream.cold_partitions == 8
+    with pytest.raises(ConfigError, match=r"stream\.cold_partitions: Input should be greater than or equal to 1"):
+        load_settings("test", environ={"AEGIS_STREAM__COLD_PARTITIONS": "0"})
     with pytest.raises(ConfigError, match=r"stream\.history_refresh_batches: unknown setting"):
         load_settings("test", overrides={"stream": {"history_refresh_batches": 3}}, environ={})
     with pytest.raises(ConfigError, match=r"stream\.cold_trigger_seconds: Input should be greater than 0"):
