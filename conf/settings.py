@@ -109,6 +109,10 @@ class KafkaSettings(Strict):
         None, ge=1, description="Upper bound of records per micro-batch of the stream's cold query "
         "(None = all available); the stream's hot query always reads what is available."
     )
+    fetch_max_wait_ms: int = Field(
+        10, ge=0, description="The stream's Kafka consumers' fetch.max.wait.ms. Kafka's 500 ms default "
+        "made every task that reads a micro-batch's offsets wait half a second on its last fetch.",
+    )
 
     @field_validator("bootstrap_servers")
     @classmethod

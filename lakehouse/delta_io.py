@@ -28,7 +28,8 @@ def ensure_table(spark: SparkSession, contract: TableContract, root: Path | str)
     """Create the table from its contract if it does not exist yet; return it.
 
     Two writers may create the same table at once (the stream and a backfill on a new
-    lakehouse): the loser's commit conflicts, and it then finds the winner's table.
+    lakehouse): the loser's commit conflicts, and it then finds the winner's table. A table that
+    exists gets the contract's properties it lacks (a contract's new property reaches old tables).
     """
     path = contract.path(root)
     builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(contract.schema)
@@ -44,8 +45,25 @@ def ensure_table(spark: SparkSession, contract: TableContract, root: Path | str)
             raise
         log.info("%s: created by a concurrent writer (%s)", contract.name, type(error).__name__)
         table = DeltaTable.forPath(spark, path)
+    _apply_properties(spark, table, contract, path)
     _known_tables.add(path)
     return table
+
+
+def _apply_properties(spark: SparkSession, table: DeltaTable, contract: TableContract, path: str) -> None:
+    """Set the contract's table properties that the table at ``path`` lacks or holds otherwise."""
+    current = table.detail().select("properties").first()[0] or {}
+    stale = {key: value for key, value in contract.properties.items() if current.get(key) != value}
+    if not stale:
+        return
+    assignments = ", ".join(f"'{key}' = '{value.replace(chr(39), chr(92) + chr(39))}'" for key, value in stale.items())
+    location = path.replace("`", "``")
+    try:
+        spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES ({assignments})")
+    except _CONCURRENT_CREATE as error:  # another writer changed the metadata first: it set the same
+        log.info("%s: properties set by a concurrent writer (%s)", contract.name, type(error).__name__)
+        return
+    log.info("%s: table properties updated to the contract: %s", contract.name, ", ".join(sorted(stale)))
 
 
 _CONCURRENT_CREATE = (ProtocolChangedException, MetadataChangedException, ConcurrentWriteException)

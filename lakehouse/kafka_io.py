@@ -50,6 +50,7 @@ def kafka_source(spark: SparkSession, settings: Settings, topics: list[str], cap
         .option("kafka.bootstrap.servers", k.bootstrap_servers)
         .option("subscribe", ",".join(topics))
         .option("startingOffsets", k.starting_offsets)
+        .option("kafka.fetch.max.wait.ms", k.fetch_max_wait_ms)
     )
     if capped and k.max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", k.max_offsets_per_trigger)

@@ -150,6 +150,9 @@ def _hot_session(spark: SparkSession) -> SparkSession:
     """
     session = _micro_batch_session(spark)
     session.conf.set("spark.sql.adaptive.enabled", "false")
+    # The checksum file is an optional cache of table size and counts; writing it is part of every
+    # commit (it needs the new snapshot's state). Readers recompute what they need without it.
+    session.conf.set("spark.databricks.delta.writeChecksumFile.enabled", "false")
     return session
 
 

@@ -44,6 +44,17 @@ def test_contract_declares_partitioning(spark, settings: Settings) -> None:
         assert detail["properties"][key] == value, key
 
 
+def test_an_existing_table_gets_the_contracts_new_properties(spark, settings: Settings) -> None:
+    from dataclasses import replace
+
+    root = settings.lakehouse_root / "platform-properties"
+    ensure_table(spark, RUN_LOG, root)
+    newer = replace(RUN_LOG, properties={**RUN_LOG.properties, "delta.dataSkippingStatsColumns": "run_id,job"})
+    properties = ensure_table(spark, newer, root).detail().first()["properties"]
+    assert properties["delta.dataSkippingStatsColumns"] == "run_id,job"
+    assert properties["delta.checkpointInterval"] == RUN_LOG.properties["delta.checkpointInterval"]
+
+
 def test_writers_creating_one_table_at_once_all_get_it(spark, settings: Settings) -> None:
     """The stream and a backfill on a new lakehouse both create silver: the loser of the create
     commit must find the winner's table, not fail (it did, with ProtocolChangedException)."""
