@@ -131,7 +131,7 @@ def test_stream_settings_of_the_stream_rewrite() -> None:
                                                          "stream.duplicate_horizon_hours=24",
                                                          "stream.state_bootstrap=false"]), environ={})
     assert (s.stream.cold_trigger_seconds, s.stream.duplicate_horizon_hours, s.stream.state_bootstrap) == (4, 24, False)
-    assert s.stream.cold_partitions == 8
+    assert s.stream.cold_partitions == 2
     assert s.kafka.fetch_max_wait_ms == 10  # not Kafka's 500 ms: every micro-batch's read ended on one such wait
     with pytest.raises(ConfigError, match=r"stream\.cold_partitions: Input should be greater than or equal to 1"):
         load_settings("test", environ={"AEGIS_STREAM__COLD_PARTITIONS": "0"})
