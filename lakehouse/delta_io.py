@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 from delta.exceptions import ConcurrentWriteException, MetadataChangedException, ProtocolChangedException
 from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -45,9 +47,35 @@ def ensure_table(spark: SparkSession, contract: TableContract, root: Path | str)
             raise
         log.info("%s: created by a concurrent writer (%s)", contract.name, type(error).__name__)
         table = DeltaTable.forPath(spark, path)
+    except AnalysisException as error:
+        # A concurrent writer made _delta_log but has not committed version 0 yet, or files that
+        # are not a table sit there.
+        if error.getCondition() not in _NOT_YET_A_TABLE:
+            raise
+        table = _await_concurrent_create(spark, contract, path, error)
     _apply_properties(spark, table, contract, path)
     _known_tables.add(path)
     return table
+
+
+def _await_concurrent_create(
+    spark: SparkSession, contract: TableContract, path: str, error: AnalysisException
+) -> DeltaTable:
+    """The table another writer is creating at ``path``, once its first commit lands."""
+    deadline = time.monotonic() + _CONCURRENT_CREATE_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if DeltaTable.isDeltaTable(spark, path):
+            log.info("%s: created by a concurrent writer (%s)", contract.name, error.getCondition())
+            return DeltaTable.forPath(spark, path)
+        time.sleep(0.05)
+    raise ContractError(
+        f"{contract.name}: {path} holds files but no Delta table "
+        f"(no commit appeared within {_CONCURRENT_CREATE_WAIT_SECONDS:.0f} s); move them away"
+    ) from error
+
+
+_CONCURRENT_CREATE_WAIT_SECONDS = 10.0
+_NOT_YET_A_TABLE = {"DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION", "DELTA_MISSING_DELTA_TABLE"}
 
 
 def _apply_properties(spark: SparkSession, table: DeltaTable, contract: TableContract, path: str) -> None:

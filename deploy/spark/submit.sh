@@ -174,7 +174,7 @@ args=(
     --jars "$jars_csv"
     --archives "$archive#aegis-pkg"
     --driver-java-options "-Dlog4j2.configurationFile=$log4j"
-    # dev.aegis.fs: the local file system without shell-outs (lakehouse/session.py says why); on
+    # dev.aegis.fs: the local file system without shell-outs, lakehouse/session.py says why; on
     # the class path from each JVM's start, as spark-submit opens files before it adds --jars.
     --driver-class-path "$state_jar"
     --conf "spark.executor.extraClassPath=$state_jar"

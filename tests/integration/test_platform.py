@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from kafka import KafkaProducer
@@ -67,7 +68,7 @@ def test_writers_creating_one_table_at_once_all_get_it(spark, settings: Settings
         except BaseException as error:
             errors.append(error)
 
-    for attempt in range(3):
+    for attempt in range(6):
         root = settings.lakehouse_root / f"concurrent-create-{attempt}"
         barrier = threading.Barrier(3)
         errors: list[BaseException] = []
@@ -78,6 +79,21 @@ def test_writers_creating_one_table_at_once_all_get_it(spark, settings: Settings
             thread.join()
         assert errors == []
         assert ensure_table(spark, RUN_LOG, root).toDF().columns == [c.name for c in RUN_LOG.columns]
+
+
+def test_a_location_with_files_but_no_table_is_refused_by_name(spark, settings: Settings, monkeypatch) -> None:
+    """Stray files where a table belongs: a clear error naming the path, after the short wait a
+    concurrent creator's first commit would need."""
+    from lakehouse import delta_io
+
+    monkeypatch.setattr(delta_io, "_CONCURRENT_CREATE_WAIT_SECONDS", 0.5)
+    root = settings.lakehouse_root / "stray-files"
+    location = Path(RUN_LOG.path(root))
+    location.mkdir(parents=True)
+    (location / "notes.txt").write_text("not a table")
+    with pytest.raises(delta_io.ContractError, match="holds files but no Delta table"):
+        ensure_table(spark, RUN_LOG, root)
+    assert (location / "notes.txt").read_text() == "not a table"
 
 
 def test_local_files_go_through_the_file_system_without_shell_outs(spark, settings: Settings) -> None:

@@ -402,7 +402,7 @@ def test_stream_is_sized_to_its_partitions() -> None:
 
 def test_submit_script_options() -> None:
     text = SUBMIT.read_text()
-    args = shlex.split(text.split("args=(", 1)[1].split(")", 1)[0], comments=True)
+    args = shlex.split(text.split("args=(", 1)[1].split("\n)", 1)[0], comments=True)
     for option in ("--master", "--deploy-mode", "--properties-file", "--jars", "--archives",
                    "--driver-java-options"):
         assert option in args, option
