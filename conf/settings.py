@@ -176,6 +176,10 @@ class StreamSettings(Strict):
     cold_trigger_seconds: float = Field(
         10.0, gt=0, description="Trigger of the cold query (quarantine, bronze, labels, quality results)."
     )
+    checkpoint_every_commits: int = Field(
+        50, ge=1, description="The cold query writes a Delta checkpoint of gold.scores and silver.features once "
+        "this many hot commits have landed since the last one, so no hot micro-batch waits for a checkpoint.",
+    )
     cold_partitions: int = Field(
         2, ge=1, description="Tasks per stage of the cold query (its Kafka read and its state; fixed at a new "
         "checkpoint). More, shorter tasks would hand a core back to the hot query sooner, but measured in "

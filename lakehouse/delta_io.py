@@ -80,7 +80,8 @@ _NOT_YET_A_TABLE = {"DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION", "DELTA_MISSING
 
 def _apply_properties(spark: SparkSession, table: DeltaTable, contract: TableContract, path: str) -> None:
     """Set the contract's table properties that the table at ``path`` lacks or holds otherwise."""
-    current = table.detail().select("properties").first()[0] or {}
+    detail = table.detail().select("properties").first()
+    current = (detail[0] if detail is not None else None) or {}
     stale = {key: value for key, value in contract.properties.items() if current.get(key) != value}
     if not stale:
         return
@@ -348,3 +349,25 @@ def table_status(spark: SparkSession, contract: TableContract, root: Path | str)
     version = table.history(1).select("version").first()
     rows = spark.read.format("delta").load(path).count()
     return TableStatus(contract.name, path, True, int(version[0]) if version else None, rows)
+
+
+def checkpoint_if_behind(spark: SparkSession, contract: TableContract, root: Path | str, every: int) -> int | None:
+    """Write a checkpoint of the table once ``every`` commits have landed since its last one.
+
+    Returns the version checkpointed, or None (not behind, or no table yet). A checkpoint of a
+    version is idempotent, so one racing a writer's own checkpoint is harmless.
+    """
+    path = contract.path(root)
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    if not jvm.io.delta.tables.DeltaTable.isDeltaTable(spark._jsparkSession, path):
+        return None
+    delta_log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
+    none = jvm.scala.Option.empty()
+    snapshot = delta_log.update(False, none, none)  # a listing of _delta_log, no Spark job
+    newest, last = int(snapshot.version()), int(snapshot.checkpointProvider().version())  # -1: none yet
+    if newest - last < every:
+        return None
+    delta_log.checkpoint()
+    log.info("checkpointed %s at version >= %d (%d commits after the last one)", contract.name, newest, newest - last)
+    return newest

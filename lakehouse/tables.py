@@ -84,6 +84,17 @@ def _stats_on(*columns: str) -> dict[str, str]:
     """
     return {**_DEFAULT_PROPERTIES, "delta.dataSkippingStatsColumns": ",".join(columns)}
 
+
+def _checkpointed_by_stream(properties: dict[str, str]) -> dict[str, str]:
+    """Properties of a table the stream's hot query commits to every micro-batch.
+
+    Delta writes a checkpoint inside the commit that crosses the interval: measured at 1,000 events/s,
+    the hot micro-batch of that commit took 2.9 s instead of 1.4 s (gold and silver cross it together),
+    which alone lifts the p99. The cold query checkpoints these tables instead
+    (``stream.checkpoint_every_commits``, stream/cold.py); the interval here is the backstop.
+    """
+    return {**properties, "delta.checkpointInterval": "1000"}
+
 _KAFKA_COLUMNS = (
     Column("kafka_topic", StringType(), "Kafka topic the record came from (null for imports)."),
     Column("kafka_partition", IntegerType(), "Kafka partition."),
@@ -195,7 +206,8 @@ def features_contract(feature_columns: Sequence[Column]) -> TableContract:
         ),
         partition_by=("event_date",),
         lookup_keys=("customer_id", "transaction_id"),
-        properties=_stats_on("transaction_id", "customer_id", "terminal_id", "event_time", "computed_at"),
+        properties=_checkpointed_by_stream(
+            _stats_on("transaction_id", "customer_id", "terminal_id", "event_time", "computed_at")),
     )
 
 
@@ -235,8 +247,8 @@ SCORES = TableContract(
     ),
     partition_by=("event_date",),
     lookup_keys=("transaction_id", "customer_id"),
-    properties=_stats_on("transaction_id", "customer_id", "terminal_id", "event_time", "amount", "score",
-                         "decision", "model_version", "scored_at"),
+    properties=_checkpointed_by_stream(_stats_on("transaction_id", "customer_id", "terminal_id", "event_time",
+                                                 "amount", "score", "decision", "model_version", "scored_at")),
 )
 
 VALIDATION_RESULTS = TableContract(

@@ -1,4 +1,5 @@
-"""The cold micro-batch: quarantine, bronze transactions and labels, per-batch quality results.
+"""The cold micro-batch: quarantine, bronze transactions and labels, per-batch quality results,
+and the Delta checkpoints of the hot query's tables (so no hot micro-batch waits for one).
 
 It reads the same topics as the hot query on its own checkpoint and a slower trigger, so none
 of this sits between a transaction and its score. Repeated records (producer retries, replays)
@@ -10,14 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from conf.settings import Settings
-from lakehouse.delta_io import append_idempotent
-from lakehouse.tables import LABELS, QUARANTINE, TRANSACTIONS
+from lakehouse.delta_io import append_idempotent, checkpoint_if_behind
+from lakehouse.tables import LABELS, QUARANTINE, TRANSACTIONS, TableContract
 from quality.ingest import FAILED, quarantine_rows, valid_rows
 from quality.rules import load_suite
 from quality.validate import failed, stream_batch_checks, write_results
@@ -31,8 +32,9 @@ KIND = "_kind"
 class ColdPath:
     """The cold query's foreachBatch function."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, checkpointed: Sequence[TableContract] = ()) -> None:
         self.settings = settings
+        self.checkpointed = tuple(checkpointed)  # the hot query's tables
         self.app_id = settings.stream.query_name
         self.suite = load_suite("transactions")
         self.history: list[BatchSummary] = []
@@ -77,6 +79,7 @@ class ColdPath:
             run_concurrently(steps, spark)
             summary.write_seconds = time.monotonic() - writes_started
             summary.delta_commits = len(steps)
+            self._checkpoint_hot_tables(spark)
             summary.seconds = time.monotonic() - started
             summary.written_at = time.time()
             self.history.append(summary)
@@ -85,6 +88,14 @@ class ColdPath:
         finally:
             batch.unpersist()
             self._replay_possible = False
+
+    def _checkpoint_hot_tables(self, spark: SparkSession) -> None:
+        every = self.settings.stream.checkpoint_every_commits
+        for contract in self.checkpointed:
+            try:
+                checkpoint_if_behind(spark, contract, self.settings.lakehouse_root, every)
+            except Exception:  # the table is whole without it; the next cold batch tries again
+                log.warning("checkpoint of %s failed", contract.name, exc_info=True)
 
     def _record_checks(self, spark, tx: DataFrame, batch_id: int, verify: bool) -> None:  # type: ignore[no-untyped-def]
         """The suite's batch-level results (null rates, ranges, uniqueness...) in one aggregation."""

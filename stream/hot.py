@@ -27,7 +27,7 @@ from features.state_plan import StatePlan
 from features.table import features_table
 from lakehouse.delta_io import append_idempotent
 from lakehouse.kafka_io import publish_scores
-from lakehouse.tables import SCORES
+from lakehouse.tables import SCORES, TableContract
 from models.spark_scoring import BATCH_ID_PROPERTY, GOLD_COLUMNS
 from stream.state import HalvesMerge
 from stream.summary import BatchSummary
@@ -86,6 +86,11 @@ class HotPath:
         self.history: list[BatchSummary] = []
         self.flagged: list[dict[str, Any]] = []  # latest review/block rows, newest last
         self._replay_possible = True  # only a run's first micro-batch can replay a half-written one
+
+    @property
+    def tables(self) -> tuple[TableContract, ...]:
+        """The Delta tables this path commits to every micro-batch."""
+        return (self.silver,) if self.scorer is None else (SCORES, self.silver)
 
     def __call__(self, halves: DataFrame, batch_id: int) -> None:
         started = time.monotonic()

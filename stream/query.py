@@ -130,7 +130,7 @@ def start(spark: SparkSession, settings: Settings, params: FeatureParams, scorer
         hot_session, hot_input(*topic_sources(hot_session, settings, capped=False), settings), plan, initial
     )
     hot_path = HotPath(settings, params, plan, scorer)
-    cold_path = ColdPath(settings)
+    cold_path = ColdPath(settings, checkpointed=hot_path.tables)
     hot = _start(halves, f"{s.query_name}.hot", hot_checkpoint, s.trigger_seconds, _in_pool("hot", hot_path))
     cold_session = _cold_session(spark, s.cold_partitions)
     cold_sources = topic_sources(cold_session, settings, capped=True, min_partitions=s.cold_partitions)

@@ -10,7 +10,7 @@ from kafka import KafkaProducer
 from pyspark.sql import functions as F
 
 from conf.settings import Settings
-from lakehouse.delta_io import append_idempotent, ensure_table, read_table, table_status
+from lakehouse.delta_io import append_idempotent, checkpoint_if_behind, ensure_table, read_table, table_status
 from lakehouse.tables import RUN_LOG, TRANSACTIONS
 
 pytestmark = pytest.mark.integration
@@ -34,6 +34,25 @@ def test_delta_write_read_and_idempotent_append(spark, settings: Settings) -> No
     assert back.select("run_id").distinct().collect()[0][0] == "r1"
     status = table_status(spark, RUN_LOG, root)
     assert status.exists and status.rows == 2 and status.version == 2  # create + 2 appends
+
+
+def test_a_table_is_checkpointed_once_enough_commits_landed(spark, settings: Settings) -> None:
+    root = settings.lakehouse_root / "platform-checkpoint"
+    assert checkpoint_if_behind(spark, RUN_LOG, root, every=1) is None  # no table yet
+    df = spark.createDataFrame([("r1", "stream", "running")], "run_id string, job string, status string").select(
+        "*", F.current_timestamp().alias("started_at"), F.current_timestamp().alias("finished_at"),
+        F.lit("{}").alias("params"), F.lit(None).cast("string").alias("summary"))
+    for version in range(3):
+        append_idempotent(df, RUN_LOG, root, "checkpoint-test", version)
+    log_dir = Path(RUN_LOG.path(root)) / "_delta_log"
+    assert checkpoint_if_behind(spark, RUN_LOG, root, every=5) is None  # 4 commits: the create and 3 appends
+    assert not list(log_dir.glob("*.checkpoint.parquet"))
+    assert checkpoint_if_behind(spark, RUN_LOG, root, every=4) == 3
+    assert json.loads((log_dir / "_last_checkpoint").read_text())["version"] == 3
+    assert checkpoint_if_behind(spark, RUN_LOG, root, every=1) is None  # nothing new since
+    append_idempotent(df, RUN_LOG, root, "checkpoint-test", 3)
+    assert checkpoint_if_behind(spark, RUN_LOG, root, every=1) == 4
+    assert read_table(spark, RUN_LOG, root).count() == 4
 
 
 def test_contract_declares_partitioning(spark, settings: Settings) -> None:
