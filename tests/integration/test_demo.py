@@ -70,6 +70,20 @@ def _watch(proc: subprocess.Popen[str], seen: set[int], done: threading.Event) -
         done.wait(0.5)
 
 
+def _within_factor(count: int, rows: int, share: float, factor: float = 2.0, alpha: float = 1e-3) -> bool:
+    """Whether `count` of `rows` is consistent with a share in [share / factor, share * factor].
+
+    A plain ratio test is unsound for rare decisions: at 0.26 % block of 2,500 rows the expected count is 6.5 and
+    2 blocks happen by chance 4 % of the time. This refuses only counts that even the band's edge explains with
+    probability below `alpha`.
+    """
+    from scipy.stats import binom
+
+    too_few = binom.cdf(count, rows, share / factor) < alpha
+    too_many = binom.sf(count - 1, rows, min(share * factor, 1.0)) < alpha
+    return not (too_few or too_many)
+
+
 @pytest.mark.slow
 def test_demo_is_quiet_truthful_and_leaves_no_process(tmp_path: Path) -> None:
     from deltalake import DeltaTable
@@ -104,7 +118,7 @@ def test_demo_is_quiet_truthful_and_leaves_no_process(tmp_path: Path) -> None:
     assert "decisions of" in output and "Try next:" in output
     assert re.search(r"review console at http://127\.0\.0\.1:\d+/console", output), output[-3000:]
 
-    # Truthful decisions: the shares in gold within a factor of 2 of the policy's held-out shares.
+    # Truthful decisions: the shares in gold within a factor of 2 of the policy's held-out shares, up to chance.
     scores = DeltaTable(str(tmp_path / "var" / "lakehouse" / "gold" / "scores")).to_pandas(
         columns=["source", "decision"])
     live = scores[scores["source"] == "stream"]
@@ -112,10 +126,9 @@ def test_demo_is_quiet_truthful_and_leaves_no_process(tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'var' / 'mlflow' / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=store, registry_uri=store)  # not the session's registry of other tests
     targets = policy_targets(client, "aegis-fraud", "1")
-    review = float((live["decision"] == "review").mean())
-    block = float((live["decision"] == "block").mean())
-    assert 0.5 <= review / targets.review_share <= 2.0, (review, targets)
-    assert 0.5 <= block / targets.block_share <= 2.0, (block, targets)
+    for decision, share in (("review", targets.review_share), ("block", targets.block_share)):
+        count = int((live["decision"] == decision).sum())
+        assert _within_factor(count, len(live), share), (decision, count, len(live), targets)
 
     # A clean stop: nothing the demo started is left (Spark's JVM, its Python workers, the broker).
     assert broker_pid is not None
