@@ -1,7 +1,8 @@
 """`make bench-stream`: handbook traffic through the real broker into the running stream job.
 
-Stages (all against a fresh lakehouse under var/bench/stream; the hot and the cold query both run,
-started once and kept running through stages 2 and 3, each stage drained before the next):
+Stages (all against a fresh lakehouse under var/bench/stream; the hot query in this process and the
+cold one in its child process at lower CPU priority, as `aegis stream` runs them, started once and
+kept running through stages 2 and 3, each stage drained by both before the next):
 1. import 2018-04-01..06-30 as history and train a champion on it (the stream's first start
    seeds its feature state from bronze, before any event is published: ``warm_up.startup_seconds``);
 2. warm-up: 20k events as fast as possible into a new JVM (reported apart, as ``warm_up``);
@@ -85,7 +86,7 @@ def main() -> int:
             print(f"bench-stream: saturation {saturation}", flush=True)
             batches, per_batch = stream.stage(lambda: _publish(
                 settings, files[3], WARM_UP_EVENTS + SATURATION_EVENTS, int(LATENCY_SECONDS * LATENCY_RATE),
-                LATENCY_RATE))
+                LATENCY_RATE), int(LATENCY_SECONDS * LATENCY_RATE))
         finally:
             stream.stop()
         kafka, committed, appended = _gold_times(spark, settings, batches)
@@ -134,7 +135,7 @@ def main() -> int:
 
 def _saturation(stream: _Stream, settings, path: str, skip: int, count: int) -> dict:
     """Publish ``count`` events at once into the running stream; events per second, wall clock."""
-    batches, per_batch = stream.stage(lambda: _publish(settings, path, skip, count, None))
+    batches, per_batch = stream.stage(lambda: _publish(settings, path, skip, count, None), count)
     kafka, committed, _ = _gold_times(stream.spark, settings, batches)
     wall = float(committed.max() - kafka.min()) if kafka.size else 0.0
     return {"events": int(kafka.size), "wall_seconds": round(wall, 1),
@@ -235,35 +236,42 @@ def _reference(settings, events: int, model_path: str, out: Path) -> dict[str, f
 
 
 class _Stream:
-    """Both queries, started once and kept running through every stage, as in production."""
+    """The hot query in this process and the cold one in its child process (as `aegis stream` runs
+    them), started once and kept running through every stage, as in production."""
 
     def __init__(self, spark, settings, params, scorer) -> None:
+        from jobs import cold_process
         from stream.query import start
 
         self.spark = spark
         started = time.monotonic()
-        self.queries = start(spark, settings, params, scorer)
+        self.cold = cold_process.spawn(settings, None, False, 5.0)
+        hot = settings.model_copy(update={"stream": settings.stream.model_copy(update={"queries": "hot"})})
+        self.queries = start(spark, hot, params, scorer)
+        self.published = 0
         # A new checkpoint seeds the state from bronze in its first micro-batch: a one-off start-up
         # cost, measured apart; events are published once it is done.
         while not self.queries.hot.recentProgress and self.queries.is_active:
             time.sleep(0.2)
         self.startup_seconds = round(time.monotonic() - started, 1)
 
-    def stage(self, publish) -> tuple[list, dict]:
-        """Run ``publish()`` and wait until both queries drained it: (its hot batches, per-batch figures)."""
-        hot_history, cold_history = self.queries.hot_path.history, self.queries.cold_path.history
-        hot_from, cold_from = len(hot_history), len(cold_history)
+    def stage(self, publish, events: int) -> tuple[list, dict]:
+        """Publish ``events`` and wait until both queries drained them: (its hot batches, per-batch figures)."""
+        hot_history = self.queries.hot_history
+        hot_from, cold_from = len(hot_history), len(self.cold.summaries())
         feeder = threading.Thread(target=publish)
         feeder.start()
         feeder.join()
+        self.published += events
         self._drain()
         hot = [b for b in hot_history[hot_from:] if b.scored]
-        cold = cold_history[cold_from:]
+        cold = self.cold.summaries()[cold_from:]
         ids = {b.batch_id for b in hot}
         progress = [p for p in self.queries.hot.recentProgress if p.get("numInputRows") and p.get("batchId") in ids]
         return hot, _per_batch(hot, cold, progress)
 
     def _drain(self, idle_seconds: float = 5.0, max_seconds: float = 900.0) -> None:
+        """Until the hot query is idle and the cold one has read every event published so far."""
         from stream.query import is_busy
 
         started, idle_since = time.monotonic(), None
@@ -271,7 +279,8 @@ class _Stream:
             error = self.queries.exception()
             if error is not None or not self.queries.is_active:
                 raise RuntimeError(f"streaming query failed: {error}")
-            if any(is_busy(q) for q in self.queries.queries):
+            self.cold.check()
+            if is_busy(self.queries.hot) or sum(b.records for b in self.cold.summaries()) < self.published:
                 idle_since = None
             elif idle_since is None:
                 idle_since = time.monotonic()
@@ -281,7 +290,8 @@ class _Stream:
         raise RuntimeError(f"the stream did not drain within {max_seconds:.0f} s")
 
     def stop(self) -> None:
-        self.queries.stop()
+        self.queries.stop_between_batches()
+        self.cold.stop()
 
 
 def _per_batch(hot: list, cold: list, progress: list[dict]) -> dict:

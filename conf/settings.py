@@ -176,6 +176,15 @@ class StreamSettings(Strict):
     cold_trigger_seconds: float = Field(
         10.0, gt=0, description="Trigger of the cold query (quarantine, bronze, labels, quality results)."
     )
+    queries: Literal["both", "hot", "cold"] = Field(
+        "both", description="The queries this process runs: both, or one (the other in an application of its own).",
+    )
+    cold_in_child_process: bool = Field(
+        True, description="With queries=both, `aegis stream` runs the cold query in a child process at lower CPU "
+        "priority (stream.cold_nice), so no cold micro-batch holds a core a hot one waits for; on a cluster, "
+        "submit two applications instead (queries=hot and queries=cold).",
+    )
+    cold_nice: int = Field(10, ge=0, le=19, description="The cold child process's niceness (0-19).")
     checkpoint_every_commits: int = Field(
         50, ge=1, description="The cold query writes a Delta checkpoint of gold.scores and silver.features once "
         "this many hot commits have landed since the last one, so no hot micro-batch waits for a checkpoint.",

@@ -132,15 +132,6 @@ def _drain(queries: StreamQueries, config: DemoConfig, scored: Callable[[], int]
               f"({scored():,} of {sent:,}); stopping it after its current micro-batch", flush=True)
 
 
-def _stop_between_batches(queries: StreamQueries, timeout: float = 300.0) -> None:
-    """Stop each query once no micro-batch of it runs (stopping one midway cancels its Spark jobs)."""
-    until = time.monotonic() + timeout
-    for query in queries.queries:
-        while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < until:
-            time.sleep(0.2)
-        query.stop()
-
-
 def run(settings: Settings, config: DemoConfig) -> int:
     """Run the demo; exits 0 after ``seconds`` of live traffic, a summary and a clean stop."""
     from lakehouse.session import create_session, stop_session
@@ -191,7 +182,7 @@ def run(settings: Settings, config: DemoConfig) -> int:
                 _drain(running, config, lambda: figures().scored, sent["transaction"], lambda: view.show(figures()))
         if running.exception() is not None:
             raise RuntimeError(f"streaming query failed: {running.exception()}")
-        _stop_between_batches(running)
+        running.stop_between_batches()
         final = figures()
         print("\n" + plain_line(final).replace("[live", "[final", 1), flush=True)
         for line in flagged_lines(final, limit=5):
@@ -206,7 +197,7 @@ def run(settings: Settings, config: DemoConfig) -> int:
         if producer is not None and producer.is_alive():
             producer.join()  # its producer is closed before the broker stops
         if queries is not None and queries.is_active:
-            _stop_between_batches(queries, timeout=60.0)
+            queries.stop_between_batches(timeout=60.0)
         if serving is not None:
             serving.stop()  # the API, the sync queries and the embedded PostgreSQL, before Spark and the broker
         if spark is not None:

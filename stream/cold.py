@@ -38,6 +38,7 @@ class ColdPath:
         self.app_id = settings.stream.query_name
         self.suite = load_suite("transactions")
         self.history: list[BatchSummary] = []
+        self.on_summary: Callable[[BatchSummary], None] | None = None  # e.g. a parent process's feed
         self.failed_checks: list[str] = []  # expectations the latest micro-batch failed
         self._replay_possible = True
 
@@ -83,6 +84,8 @@ class ColdPath:
             summary.seconds = time.monotonic() - started
             summary.written_at = time.time()
             self.history.append(summary)
+            if self.on_summary is not None:
+                self.on_summary(summary)
             log.info("cold batch %d: %d records, %d bronze, %d labels, %d quarantined in %.2fs", batch_id,
                      summary.records, summary.bronze, summary.labels, summary.quarantined, summary.seconds)
         finally:

@@ -4,12 +4,16 @@ Both read the transactions and labels topics, each on its own checkpoint under
 ``paths.checkpoints``: ``<stream.query_name>.hot`` (trigger ``stream.trigger_seconds``) and
 ``<stream.query_name>.cold`` (trigger ``stream.cold_trigger_seconds``). Their jobs run in
 separate FAIR scheduler pools, the hot one weighted higher (deploy/spark/fairscheduler.xml).
+``stream.queries`` picks the ones a process runs: ``aegis stream`` runs the cold query in a
+child process of its own (jobs/cold_process.py) unless ``stream.cold_in_child_process`` is off.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +24,9 @@ from pyspark.sql.streaming import StreamingQuery
 from conf.settings import Settings
 from features.catalog import FeatureParams
 from features.state_plan import StatePlan
+from features.table import features_table
 from lakehouse.kafka_io import kafka_source
+from lakehouse.tables import SCORES
 from quality.ingest import FAILED, parse_labels, parse_transactions
 from stream.bootstrap import initial_state, is_new_checkpoint
 from stream.cold import KIND, ColdPath
@@ -80,26 +86,33 @@ def cold_input(tx_raw: DataFrame, labels_raw: DataFrame, settings: Settings) -> 
 
 @dataclass
 class StreamQueries:
-    """The running stream: both queries and their foreachBatch functions."""
+    """The running stream: the queries this process runs (``stream.queries``) and their foreachBatch functions."""
 
-    hot: StreamingQuery
-    cold: StreamingQuery
-    hot_path: HotPath
-    cold_path: ColdPath
+    hot: StreamingQuery | None
+    cold: StreamingQuery | None
+    hot_path: HotPath | None
+    cold_path: ColdPath | None
     plan: StatePlan
 
     @property
     def queries(self) -> list[StreamingQuery]:
-        return [self.hot, self.cold]
+        return [q for q in (self.hot, self.cold) if q is not None]
+
+    @property
+    def hot_history(self) -> list[BatchSummary]:
+        return self.hot_path.history if self.hot_path is not None else []
+
+    @property
+    def cold_history(self) -> list[BatchSummary]:
+        return self.cold_path.history if self.cold_path is not None else []
 
     def summaries(self) -> list[BatchSummary]:
-        """Every micro-batch summary of both queries, in the order they were written."""
-        both = list(self.hot_path.history) + list(self.cold_path.history)
-        return sorted(both, key=lambda b: b.written_at or 0.0)
+        """Every micro-batch summary of this process's queries, in the order they were written."""
+        return sorted(self.hot_history + self.cold_history, key=lambda b: b.written_at or 0.0)
 
     @property
     def flagged(self) -> list[dict[str, Any]]:
-        return list(self.hot_path.flagged)
+        return list(self.hot_path.flagged) if self.hot_path is not None else []
 
     def exception(self) -> Exception | None:
         for query in self.queries:
@@ -116,28 +129,43 @@ class StreamQueries:
             if query.isActive:
                 query.stop()
 
+    def stop_between_batches(self, timeout: float = 300.0) -> None:
+        """Stop each query once no micro-batch of it runs (stopping one midway cancels its Spark jobs)."""
+        until = time.monotonic() + timeout
+        for query in self.queries:
+            while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < until:
+                time.sleep(0.2)
+            query.stop()
+
 
 def start(spark: SparkSession, settings: Settings, params: FeatureParams, scorer: ScoreFn | None) -> StreamQueries:
-    """Start the hot and the cold query (the hot one seeded from bronze on a new checkpoint)."""
+    """Start the queries ``stream.queries`` names: hot (seeded from bronze on a new checkpoint), cold, or both."""
     s = settings.stream
     plan = plan_for(params, s.allowed_lateness_seconds)
-    hot_checkpoint = settings.checkpoint_root / f"{s.query_name}.hot"
-    hot_session = _hot_session(spark)
-    initial = None
-    if s.state_bootstrap and is_new_checkpoint(hot_checkpoint):
-        initial = initial_state(hot_session, settings, plan, hot_checkpoint)
-    halves = featurize_in_state(
-        hot_session, hot_input(*topic_sources(hot_session, settings, capped=False), settings), plan, initial
-    )
-    hot_path = HotPath(settings, params, plan, scorer)
-    cold_path = ColdPath(settings, checkpointed=hot_path.tables)
-    hot = _start(halves, f"{s.query_name}.hot", hot_checkpoint, s.trigger_seconds, _in_pool("hot", hot_path))
-    cold_session = _cold_session(spark, s.cold_partitions)
-    cold_sources = topic_sources(cold_session, settings, capped=True, min_partitions=s.cold_partitions)
-    cold = _start(cold_input(*cold_sources, settings), f"{s.query_name}.cold",
-                  settings.checkpoint_root / f"{s.query_name}.cold", s.cold_trigger_seconds,
-                  _in_pool("cold", cold_path))
-    log.info("stream: hot and cold queries started (checkpoints under %s)", settings.checkpoint_root)
+    hot = cold = None
+    hot_path = cold_path = None
+    if s.queries in ("both", "hot"):
+        hot_checkpoint = settings.checkpoint_root / f"{s.query_name}.hot"
+        hot_session = _hot_session(spark)
+        initial = None
+        if s.state_bootstrap and is_new_checkpoint(hot_checkpoint):
+            initial = initial_state(hot_session, settings, plan, hot_checkpoint)
+        halves = featurize_in_state(
+            hot_session, hot_input(*topic_sources(hot_session, settings, capped=False), settings), plan, initial
+        )
+        hot_path = HotPath(settings, params, plan, scorer)
+        hot = _start(halves, f"{s.query_name}.hot", hot_checkpoint, s.trigger_seconds, _in_pool("hot", hot_path))
+    if s.queries in ("both", "cold"):
+        # The hot query's tables, whichever process writes them (a missing one is skipped).
+        cold_path = ColdPath(settings, checkpointed=hot_path.tables if hot_path else (SCORES, features_table(params)))
+        cold_session = _cold_session(spark, s.cold_partitions)
+        cold_sources = topic_sources(cold_session, settings, capped=True, min_partitions=s.cold_partitions)
+        cold = _start(cold_input(*cold_sources, settings), f"{s.query_name}.cold",
+                      settings.checkpoint_root / f"{s.query_name}.cold", s.cold_trigger_seconds,
+                      _in_pool("cold", cold_path))
+    log.info("stream: %s started (checkpoints under %s)",
+             {"both": "hot and cold queries", "hot": "hot query", "cold": "cold query"}[s.queries],
+             settings.checkpoint_root)
     return StreamQueries(hot, cold, hot_path, cold_path, plan)
 
 
@@ -200,12 +228,16 @@ def _start(df: DataFrame, name: str, checkpoint: Any, trigger_seconds: float, fu
 
 
 def await_queries(run: StreamQueries, max_seconds: float | None = None, until_idle: bool = False,
-                  idle_seconds: float = 6.0) -> None:
-    """Block until a query fails, the time budget ends, or (until_idle) both have drained their input."""
+                  idle_seconds: float = 6.0, stop: threading.Event | None = None,
+                  check: Callable[[], None] | None = None) -> None:
+    """Block until a query fails, the time budget ends, ``stop`` is set, or (until_idle) the queries
+    have drained their input; ``check`` runs every second and may raise (a companion process died)."""
     started = time.monotonic()
     idle_since: float | None = None
-    while run.is_active:
-        run.hot.awaitTermination(1)
+    while run.is_active and not (stop is not None and stop.is_set()):
+        run.queries[0].awaitTermination(1)
+        if check is not None:
+            check()
         if max_seconds is not None and time.monotonic() - started >= max_seconds:
             break
         if until_idle:
@@ -216,7 +248,7 @@ def await_queries(run: StreamQueries, max_seconds: float | None = None, until_id
             elif time.monotonic() - idle_since >= idle_seconds:
                 break
     error = run.exception()
-    run.stop()
+    run.stop_between_batches()
     if error is not None:
         raise RuntimeError(f"streaming query failed: {error}")
 

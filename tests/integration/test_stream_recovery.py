@@ -43,8 +43,18 @@ def _env(s: Settings) -> dict[str, str]:
         "AEGIS_KAFKA__TOPICS__SCORES": s.kafka.topics.scores,
         "AEGIS_KAFKA__MAX_OFFSETS_PER_TRIGGER": str(s.kafka.max_offsets_per_trigger),
         "AEGIS_STREAM__QUERY_NAME": s.stream.query_name,
+        # As `aegis stream` runs outside tests: the cold query in a child process of its own.
+        "AEGIS_STREAM__COLD_IN_CHILD_PROCESS": "true",
     })
     return env
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _aegis(*args: str) -> list[str]:
@@ -67,8 +77,14 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(spark, settings: 
         before = landed
         _wait_for(lambda: _bronze_rows(spark, s) > before, 240)  # noqa: B023
         time.sleep(rng.uniform(0.5, 6.0))
-        os.killpg(child.pid, signal.SIGKILL)  # the driver and its Python workers, no goodbye
-        child.wait()
+        if attempt == 0:
+            # The parent alone, no goodbye: its JVM and the cold query's process must follow it.
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait()
+            _wait_for(lambda: not _group_alive(child.pid), 180)  # noqa: B023
+        else:
+            os.killpg(child.pid, signal.SIGKILL)  # the driver, the cold process, their Python workers
+            child.wait()
         landed = _bronze_rows(spark, s)
         print(f"kill #{attempt + 1}: {landed} of {sent} in bronze")
         if landed >= sent:
