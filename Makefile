@@ -71,7 +71,7 @@ bench-model: setup
 	$(BIN)/python benchmarks/bench_model.py
 
 bench-stream: setup
-	$(BIN)/python benchmarks/bench_stream.py
+	$(BIN)/python benchmarks/bench_stream.py $(ARGS)
 
 bench-backfill: setup
 	$(BIN)/python benchmarks/bench_backfill.py

@@ -455,9 +455,10 @@ def _parse_scalar(raw: str) -> Any:
         return raw
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """Parse CLI ``section.key=value`` overrides (values are YAML scalars) into one nested mapping."""
-    merged: dict[str, Any] = {}
+def parse_overrides(items: list[str], base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Parse CLI ``section.key=value`` overrides (values are YAML scalars) into one nested mapping,
+    merged over ``base`` if given."""
+    merged: dict[str, Any] = dict(base or {})
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
