@@ -38,6 +38,8 @@ class ColdProcess:
     def __init__(self, proc: subprocess.Popen[bytes], summaries: Path) -> None:
         self.proc = proc
         self.summaries_path = summaries
+        self._read: list[BatchSummary] = []
+        self._offset = 0  # bytes of the file already read: each call reads only what was appended
 
     def check(self) -> None:
         """Raise if the child exited before it was asked to."""
@@ -48,9 +50,14 @@ class ColdProcess:
     def summaries(self) -> list[BatchSummary]:
         """The child's cold micro-batches so far."""
         if not self.summaries_path.exists():
-            return []
-        lines = self.summaries_path.read_text().splitlines()
-        return [BatchSummary(**json.loads(line)) for line in lines if line.strip()]
+            return list(self._read)
+        with self.summaries_path.open("rb") as source:
+            source.seek(self._offset)
+            appended = source.read()
+        whole = appended[: appended.rfind(b"\n") + 1]  # a line the child is still writing waits
+        self._offset += len(whole)
+        self._read.extend(BatchSummary(**json.loads(line)) for line in whole.splitlines() if line.strip())
+        return list(self._read)
 
     def wait(self, timeout: float) -> int:
         """Wait for a child that drains by itself (``--until-idle``); stop it if it outlasts ``timeout``."""

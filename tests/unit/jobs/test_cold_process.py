@@ -41,6 +41,14 @@ def test_summaries_come_back_as_written(tmp_path: Path) -> None:
     child = ColdProcess(_sleeper(), sink)
     try:
         assert child.summaries() == written
+        more = BatchSummary("cold", 5, records=1)
+        with sink.open("a") as out:
+            line = json.dumps(dataclasses.asdict(more)) + "\n"
+            out.write(line[:10])  # half a line: not read yet
+            out.flush()
+            assert child.summaries() == written
+            out.write(line[10:])
+        assert child.summaries() == [*written, more]
         assert ColdProcess(child.proc, tmp_path / "none.jsonl").summaries() == []
     finally:
         child.proc.kill()
