@@ -31,7 +31,7 @@ demo: setup  ## the whole path on embedded defaults, bounded; prints a summary
 	$(AEGIS) demo
 
 test: setup  ## every test: unit and integration (real Kafka broker, Spark, Delta, MLflow)
-	$(BIN)/python -m pytest -p no:cacheprovider
+	$(BIN)/python -m pytest -p no:cacheprovider --durations=15
 
 test-unit: setup
 	$(BIN)/python -m pytest -p no:cacheprovider -m "not integration"

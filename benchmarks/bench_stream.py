@@ -106,6 +106,8 @@ def main(argv: list[str]) -> int:
                for q in (50, 95, 99)},
             **{f"kafka_to_score_p{q}_s": round(float(np.percentile(to_score, q)), 3) if to_score.size else None
                for q in (50, 95, 99)},
+            # The same p99 over each third of the window (by Kafka time): whether it is still settling.
+            "kafka_to_gold_p99_by_third_s": _p99_by_third(kafka, to_gold),
             **per_batch,
         }
         print(f"bench-stream: latency at {LATENCY_RATE:.0f}/s {latency}", flush=True)
@@ -149,6 +151,16 @@ def _saturation(stream: _Stream, settings, path: str, skip: int, count: int) -> 
     wall = float(committed.max() - kafka.min()) if kafka.size else 0.0
     return {"events": int(kafka.size), "wall_seconds": round(wall, 1),
             "sustained_events_per_s": round(kafka.size / wall, 1) if wall else 0.0, **per_batch}
+
+
+def _p99_by_third(kafka: np.ndarray, seconds: np.ndarray) -> list[float | None]:
+    """p99 of ``seconds`` among the events of each third of the Kafka-time span."""
+    if not kafka.size:
+        return [None, None, None]
+    edges = np.linspace(kafka.min(), kafka.max(), 4)
+    third = np.clip(np.searchsorted(edges, kafka, side="right") - 1, 0, 2)
+    return [round(float(np.percentile(seconds[third == i], 99)), 3) if (third == i).any() else None
+            for i in range(3)]
 
 
 def _reference(settings, events: int, model_path: str, out: Path) -> dict[str, float]:
