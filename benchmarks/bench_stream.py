@@ -269,8 +269,7 @@ class _Stream:
         started = time.monotonic()
         self.child = None
         if settings.stream.cold_in_child_process:
-            self.child = cold_process.spawn(settings, None, False, 5.0)
-            settings = settings.model_copy(update={"stream": settings.stream.model_copy(update={"queries": "hot"})})
+            settings, self.child = cold_process.split_off_cold(settings, None, False, 5.0)
         self.queries = start(spark, settings, params, scorer)
         self.published = 0
         # A new checkpoint seeds the state from bronze in its first micro-batch: a one-off start-up

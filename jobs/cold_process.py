@@ -79,8 +79,10 @@ class ColdProcess:
         return int(self.proc.returncode)
 
 
-def spawn(settings: Settings, max_seconds: float | None, until_idle: bool, idle_seconds: float) -> ColdProcess:
-    """Start the cold query in a child process with this process's settings."""
+def split_off_cold(settings: Settings, max_seconds: float | None, until_idle: bool,
+                   idle_seconds: float) -> tuple[Settings, ColdProcess]:
+    """Start the cold query in a child process with these settings: (the settings of this process,
+    now running the hot query only, and the child)."""
     summaries = settings.run_dir / f"{settings.stream.query_name}.cold-batches.jsonl"
     summaries.parent.mkdir(parents=True, exist_ok=True)
     summaries.unlink(missing_ok=True)
@@ -95,7 +97,8 @@ def spawn(settings: Settings, max_seconds: float | None, until_idle: bool, idle_
     proc.stdin.write(json.dumps(request).encode())
     proc.stdin.close()
     log.info("stream: cold query in process %d at niceness %d", proc.pid, settings.stream.cold_nice)
-    return ColdProcess(proc, summaries)
+    hot = settings.model_copy(update={"stream": settings.stream.model_copy(update={"queries": "hot"})})
+    return hot, ColdProcess(proc, summaries)
 
 
 def _repo_path() -> str:

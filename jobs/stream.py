@@ -51,8 +51,8 @@ def execute(settings: Settings, config: StreamConfig, spark: SparkSession | None
     s = settings.stream
     child = None
     if s.queries == "both" and s.cold_in_child_process and not launched_by_spark_submit:
-        child = cold_process.spawn(settings, config.max_seconds, config.until_idle, config.idle_seconds)
-        settings = settings.model_copy(update={"stream": s.model_copy(update={"queries": "hot"})})
+        settings, child = cold_process.split_off_cold(settings, config.max_seconds, config.until_idle,
+                                                      config.idle_seconds)
     try:
         session = spark or create_session(settings, f"stream-{s.queries}" if s.queries != "both" else "stream",
                                           launched_by_spark_submit)

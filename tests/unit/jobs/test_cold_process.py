@@ -28,9 +28,9 @@ def test_the_child_rebuilds_exactly_the_parents_settings(profile: str) -> None:
     assert child.security.card_hash_key == "k" * 32 and child.stream.trigger_seconds == 0.5
 
 
-def _sleeper(code: str = "") -> subprocess.Popen[bytes]:
+def _sleeper(code: str = "", stdout: int | None = None) -> subprocess.Popen[bytes]:
     body = f"import signal, sys, time\n{code}\ntime.sleep(60)\n"
-    return subprocess.Popen([sys.executable, "-c", body])
+    return subprocess.Popen([sys.executable, "-c", body], stdout=stdout)
 
 
 def test_summaries_come_back_as_written(tmp_path: Path) -> None:
@@ -56,8 +56,9 @@ def test_summaries_come_back_as_written(tmp_path: Path) -> None:
 
 
 def test_stop_asks_politely_and_check_reports_an_early_exit(tmp_path: Path) -> None:
-    polite = ColdProcess(_sleeper("signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))"), tmp_path / "s")
-    time.sleep(0.5)
+    ready = "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\nprint('ready', flush=True)"
+    polite = ColdProcess(_sleeper(ready, stdout=subprocess.PIPE), tmp_path / "s")
+    assert polite.proc.stdout is not None and polite.proc.stdout.readline() == b"ready\n"  # its handler is set
     polite.check()  # running: nothing to report
     assert polite.stop(timeout=10) == 0
     crashed = ColdProcess(subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"]), tmp_path / "s")
