@@ -92,8 +92,8 @@ def main(argv: list[str]) -> int:
             print(f"bench-stream: warm-up (a new JVM) {warm_up}", flush=True)
             saturation = _saturation(stream, settings, files[3], WARM_UP_EVENTS, SATURATION_EVENTS)
             print(f"bench-stream: saturation {saturation}", flush=True)
-            batches, per_batch = stream.stage(lambda: _publish(
-                settings, files[3], WARM_UP_EVENTS + SATURATION_EVENTS, int(LATENCY_SECONDS * LATENCY_RATE),
+            batches, per_batch = stream.stage(lambda: _in_own_process(
+                _publish, settings, files[3], WARM_UP_EVENTS + SATURATION_EVENTS, int(LATENCY_SECONDS * LATENCY_RATE),
                 LATENCY_RATE), int(LATENCY_SECONDS * LATENCY_RATE))
         finally:
             stream.stop()
@@ -146,7 +146,7 @@ def main(argv: list[str]) -> int:
 
 def _saturation(stream: _Stream, settings, path: str, skip: int, count: int) -> dict:
     """Publish ``count`` events at once into the running stream; events per second, wall clock."""
-    batches, per_batch = stream.stage(lambda: _publish(settings, path, skip, count, None), count)
+    batches, per_batch = stream.stage(lambda: _in_own_process(_publish, settings, path, skip, count, None), count)
     kafka, committed, _ = _gold_times(stream.spark, settings, batches)
     wall = float(committed.max() - kafka.min()) if kafka.size else 0.0
     return {"events": int(kafka.size), "wall_seconds": round(wall, 1),
@@ -427,6 +427,22 @@ def _contract_check_cost(path: str, count: int = 20_000) -> dict:
     events = list(frame_to_events(tx.iloc[:count], "transaction"))
     return record_check_cost([to_json_bytes(e, "transaction") for e in events],
                              [e["customer_id"].encode() for e in events])
+
+
+def _in_own_process(target, *args) -> None:
+    """Run ``target(*args)`` in a new Python process and wait for it.
+
+    The publisher is kafka-python, pure Python: in the stream's own process it held the GIL the
+    hot query's foreachBatch thread needs between its JVM calls (producers are other processes in
+    production too).
+    """
+    import multiprocessing
+
+    process = multiprocessing.get_context("spawn").Process(target=target, args=args, name="bench-publisher")
+    process.start()
+    process.join()
+    if process.exitcode != 0:
+        raise RuntimeError(f"the bench's publisher process exited with code {process.exitcode}")
 
 
 def _publish(settings, path: str, skip: int, count: int, rate: float | None) -> None:

@@ -185,6 +185,11 @@ class StreamSettings(Strict):
         "submit two applications instead (queries=hot and queries=cold).",
     )
     cold_nice: int = Field(10, ge=0, le=19, description="The cold child process's niceness (0-19).")
+    cold_idle_class: bool = Field(
+        True, description="Also put the cold child process in the kernel's idle scheduling class (SCHED_IDLE, "
+        "Linux): it then runs on the CPU time the hot query leaves, and the cold query lags further behind "
+        "while the machine is saturated.",
+    )
     checkpoint_every_commits: int = Field(
         50, ge=1, description="The cold query writes a Delta checkpoint of gold.scores and silver.features once "
         "this many hot commits have landed since the last one, so no hot micro-batch waits for a checkpoint.",

@@ -181,6 +181,11 @@ def _hot_session(spark: SparkSession) -> SparkSession:
     # The checksum file is an optional cache of table size and counts; writing it is part of every
     # commit (it needs the new snapshot's state). Readers recompute what they need without it.
     session.conf.set("spark.databricks.delta.writeChecksumFile.enabled", "false")
+    # Parquet dictionary pages for a micro-batch's file: silver's and gold's columns are mostly doubles
+    # (features, SHAP values), nearly all distinct, so building the dictionaries is work thrown away
+    # (measured: 3,000-row appends of that shape 0.21-0.25 s -> 0.16-0.20 s). The nightly compaction
+    # rewrites these small files with the default encodings.
+    session.conf.set("parquet.enable.dictionary", "false")
     return session
 
 

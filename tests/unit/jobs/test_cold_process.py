@@ -71,8 +71,8 @@ def test_the_child_runs_at_lower_priority_and_dies_with_its_parent() -> None:
     grandchild = (
         "import os, time\n"
         "from jobs.cold_process import _tie_to_parent\n"
-        "_tie_to_parent(4)\n"
-        "print(os.getpid(), os.nice(0), flush=True)\n"
+        "_tie_to_parent(4, idle_class=True)\n"
+        "print(os.getpid(), os.nice(0), os.sched_getscheduler(0), flush=True)\n"
         "time.sleep(60)\n"
     )
     parent = (
@@ -82,8 +82,9 @@ def test_the_child_runs_at_lower_priority_and_dies_with_its_parent() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, env=env, text=True)
     assert proc.stdout is not None
-    pid, nice = (int(v) for v in proc.stdout.readline().split())
+    pid, nice, policy = (int(v) for v in proc.stdout.readline().split())
     assert nice == os.nice(0) + 4
+    assert policy == os.SCHED_IDLE
     proc.kill()
     proc.wait()
     deadline = time.monotonic() + 10
