@@ -163,15 +163,28 @@ def append_idempotent(
     if last is not None and version <= last:
         log.info("%s: version %d of %s is committed already, skipped", contract.name, version, app_id)
         return False
-    marker = json.dumps({"app": app_id, "version": version, **(user_metadata or {})}, default=str)
     (
         (conform(df, contract).coalesce(1) if one_task else _one_file_per_partition(conform(df, contract), contract))
         .write.format("delta")
         .mode("append")
-        .option("userMetadata", marker)
+        .option("userMetadata", commit_marker(app_id, version, user_metadata))
         .save(path)
     )
     return True
+
+
+def commit_marker(app_id: str, version: int, user_metadata: Mapping[str, object] | None = None) -> str:
+    """The ``userMetadata`` JSON of an idempotent append: which writer, which of its versions."""
+    return json.dumps({"app": app_id, "version": version, **(user_metadata or {})}, default=str)
+
+
+def parse_marker(meta: str | None) -> dict[str, Any]:
+    """A commit's ``userMetadata`` as a marker dict ({} when it is none)."""
+    try:
+        mark = json.loads(meta) if meta else None
+    except ValueError:
+        mark = None
+    return mark if isinstance(mark, dict) else {}
 
 
 # Commits read per history page when looking for a writer's marker. A writer's own newest commit
@@ -183,14 +196,7 @@ def commit_markers(spark: SparkSession, path: str, limit: int | None = _HISTORY_
     """The JSON ``userMetadata`` of the newest ``limit`` commits (all when None), newest first."""
     table = DeltaTable.forPath(spark, path)
     history = table.history(limit) if limit else table.history()
-    marks: list[dict[str, Any]] = []
-    for _, meta in sorted(history.select("version", "userMetadata").collect(), reverse=True):
-        try:
-            mark = json.loads(meta) if meta else None
-        except ValueError:
-            mark = None
-        marks.append(mark if isinstance(mark, dict) else {})
-    return marks
+    return [parse_marker(meta) for _, meta in sorted(history.select("version", "userMetadata").collect(), reverse=True)]
 
 
 def newest_marker(spark: SparkSession, path: str, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:

@@ -1,11 +1,11 @@
-"""The hot micro-batch: the state processor's output -> silver.features + gold.scores + scores topic.
+"""The hot micro-batch: the state processor's output -> gold.scores + silver.features + scores topic.
 
 Named steps, in order: merge the two half rows of each transaction (customer and terminal
 route, same micro-batch) into silver's row; score every row with the ``@champion`` ensemble and
-its exact SHAP in one Arrow map; collect the batch's summary (the one action that runs the
-stateful plan, its result cached); then three independent writes on driver threads: gold (one
-blind idempotent append), silver (the same rows' features), the scores topic. Two Delta
-commits; nothing read back from Delta.
+its exact SHAP in one Arrow map; collect the scored rows to the driver as Arrow (the micro-batch's
+one Spark job); then three independent writes on driver threads: gold (one blind idempotent
+append through deltalake), silver (the same rows' features, likewise), the scores topic
+(kafka-python, the records encoded in that job). Two Delta commits; nothing read back from Delta.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -25,8 +26,9 @@ from features.catalog import FeatureParams, declare_features
 from features.projection import Projection
 from features.state_plan import StatePlan
 from features.table import features_table
-from lakehouse.delta_io import append_idempotent
-from lakehouse.kafka_io import publish_scores
+from lakehouse.arrow_writes import ArrowAppender
+from lakehouse.delta_io import append_idempotent, ensure_table
+from lakehouse.kafka_io import RecordPublisher, score_record
 from lakehouse.tables import SCORES, TableContract
 from models.spark_scoring import BATCH_ID_PROPERTY, GOLD_COLUMNS
 from stream.state import HalvesMerge
@@ -81,8 +83,18 @@ class HotPath:
         self.silver_columns = [c.name for c in self.silver.columns]
         self.feature_columns = [f.name for f in declare_features(params)]
         self.silver_rows = SilverRows(params, plan, self.app_id)
-        self._gold = Projection([c.name for c in SCORES.columns])
-        self._silver_out = Projection([_silver_source(c).alias(c) for c in self.silver_columns])
+        self._keep = tuple(c for c in self.silver_columns if c not in PASSED and c not in FROM_SCORING)
+        # What the micro-batch's one job collects: gold's columns, silver's sources (its late flag is the
+        # summary's too), and the scores topic's key and value (JSON built in the same job).
+        collected = list(dict.fromkeys([*(c.name for c in SCORES.columns),
+                                        *(_silver_source_name(c) for c in self.silver_columns)]))
+        key, value = score_record()
+        self._collected = Projection([*collected, key.alias("_key"), value.alias("_value")])
+        root = settings.lakehouse_root
+        self._gold_writer = ArrowAppender(SCORES, root, f"{self.app_id}.gold")
+        self._silver_writer = ArrowAppender(self.silver, root, f"{self.app_id}.silver")
+        self._scores_topic = RecordPublisher(settings, settings.kafka.topics.scores)
+        self._first_batch = True
         self.history: list[BatchSummary] = []
         self.flagged: list[dict[str, Any]] = []  # latest review/block rows, newest last
         self._replay_possible = True  # only a run's first micro-batch can replay a half-written one
@@ -94,8 +106,8 @@ class HotPath:
 
     def __call__(self, halves: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
-        tracker = halves.sparkSession.sparkContext.statusTracker()
-        jobs_before = _job_count(tracker)
+        context = halves.sparkSession.sparkContext
+        jobs_before = _job_count(context)
         silver = self.silver_rows(halves, batch_id if self.scorer is None else None)
         summary = BatchSummary("hot", batch_id)
         verify = self._replay_possible
@@ -113,47 +125,11 @@ class HotPath:
             finally:
                 rows.unpersist()
         else:
-            keep = tuple(c for c in self.silver_columns if c not in PASSED and c not in FROM_SCORING)
-            halves.sparkSession.sparkContext.setLocalProperty(BATCH_ID_PROPERTY, str(batch_id))
-            scored = self.scorer(silver, keep=keep, batch_from_task=True).persist()
-            try:
-                frame: pd.DataFrame = scored.select(*_SUMMARY, "keep_is_late").toPandas()  # runs the plan once
-                summary.compute_seconds = time.monotonic() - started
-                summary.featurized = summary.scored = len(frame)
-                if len(frame):
-                    self._summarize(frame, summary)
-                    gold = self._gold(scored)
-                    silver_out = self._silver_out(scored)
-
-                    def write_gold() -> None:
-                        append_idempotent(gold, SCORES, root, f"{self.app_id}.gold", batch_id, verify=verify,
-                                          one_task=True)
-                        summary.gold_committed_at = time.time()
-
-                    steps: list[Callable[[], object]] = [
-                        write_gold,
-                        lambda: append_idempotent(
-                            silver_out,
-                            self.silver,
-                            root,
-                            f"{self.app_id}.silver",
-                            batch_id,
-                            verify=verify,
-                            one_task=True,
-                        ),
-                    ]
-                    if self.settings.stream.publish_scores:
-                        steps.append(lambda: publish_scores(gold, self.settings))
-                    writes_started = time.monotonic()
-                    run_concurrently(steps, halves.sparkSession)
-                    summary.write_seconds = time.monotonic() - writes_started
-                    summary.delta_commits = 2
-            finally:
-                scored.unpersist()
+            self._score_and_write(halves, silver, batch_id, summary, started, verify)
         self._replay_possible = False
         summary.seconds = time.monotonic() - started
         summary.written_at = time.time()
-        summary.spark_jobs = _job_count(tracker) - jobs_before
+        summary.spark_jobs = _job_count(context) - jobs_before
         self.history.append(summary)
         if summary.featurized:
             log.info(
@@ -164,6 +140,43 @@ class HotPath:
                 summary.seconds,
                 summary.spark_jobs,
             )
+
+    def _score_and_write(self, halves: DataFrame, silver: DataFrame, batch_id: int, summary: BatchSummary,
+                         started: float, verify: bool) -> None:
+        """Score the micro-batch in one Spark job that collects it as Arrow, then append gold and silver
+        from the driver (deltalake) and publish the scores, concurrently."""
+        spark = halves.sparkSession
+        if self._first_batch:
+            for contract in self.tables:
+                ensure_table(spark, contract, self.settings.lakehouse_root)
+            self._first_batch = False
+        spark.sparkContext.setLocalProperty(BATCH_ID_PROPERTY, str(batch_id))
+        scored = self.scorer(silver, keep=self._keep, batch_from_task=True)  # type: ignore[misc]
+        rows = self._collected(scored).toArrow()  # the micro-batch's one job: Kafka to scores
+        summary.compute_seconds = time.monotonic() - started
+        summary.featurized = summary.scored = rows.num_rows
+        if not rows.num_rows:
+            return
+        self._summarize(rows.select([*_SUMMARY, "keep_is_late"]).to_pandas(), summary)
+
+        def write_gold() -> None:
+            self._gold_writer.append(rows, batch_id, verify=verify)
+            summary.gold_committed_at = time.time()
+
+        steps: list[Callable[[], object]] = [
+            write_gold,
+            lambda: self._silver_writer.append(silver_rows_of(rows, self.silver_columns), batch_id, verify=verify),
+        ]
+        if self.settings.stream.publish_scores:
+            steps.append(lambda: self._scores_topic.publish(rows.column("_key"), rows.column("_value")))
+        writes_started = time.monotonic()
+        run_concurrently(steps)
+        summary.write_seconds = time.monotonic() - writes_started
+        summary.delta_commits = 2
+
+    def close(self) -> None:
+        """Release the scores topic's producer (flushed after every micro-batch already)."""
+        self._scores_topic.close()
 
     def _summarize(self, frame: pd.DataFrame, summary: BatchSummary) -> None:
         latency = frame["latency_ms"].dropna()
@@ -182,17 +195,24 @@ PASSED = (*GOLD_COLUMNS, "feature_version")
 FROM_SCORING = {"stream_batch_id": "stream_batch_id", "computed_at": "scored_at"}
 
 
-def _silver_source(column: str) -> Any:
+def _silver_source_name(column: str) -> str:
+    """The collected column silver's ``column`` comes from."""
     if column in PASSED:
-        return F.col(column)
+        return column
     if column in FROM_SCORING:
-        return F.col(FROM_SCORING[column])
-    return F.col(f"keep_{column}")
+        return FROM_SCORING[column]
+    return f"keep_{column}"
 
 
-def _job_count(tracker: Any) -> int:
-    """Jobs the driver has started so far (all job groups)."""
-    return max(tracker.getJobIdsForGroup(None) or [-1]) + 1
+def silver_rows_of(rows: pa.Table, silver_columns: list[str]) -> pa.Table:
+    """silver.features' columns, under their names, of the collected micro-batch."""
+    return pa.table({c: rows.column(_silver_source_name(c)) for c in silver_columns})
+
+
+def _job_count(context: Any) -> int:
+    """Jobs the application has started so far, whatever their job group or tags (the Arrow collect's
+    job carries a group of its own, which the status tracker's group-less count misses)."""
+    return int(context._jsc.sc().dagScheduler().nextJobId())  # an AtomicInteger, a Python int over py4j
 
 
 def run_concurrently(steps: list[Callable[[], object]], spark: SparkSession | None = None) -> None:

@@ -128,6 +128,11 @@ class StreamQueries:
         for query in self.queries:
             if query.isActive:
                 query.stop()
+        self._close()
+
+    def _close(self) -> None:
+        if self.hot_path is not None:
+            self.hot_path.close()
 
     def stop_between_batches(self, timeout: float = 300.0) -> None:
         """Stop each query once no micro-batch of it runs (stopping one midway cancels its Spark jobs)."""
@@ -136,6 +141,7 @@ class StreamQueries:
             while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < until:
                 time.sleep(0.2)
             query.stop()
+        self._close()
 
 
 def start(spark: SparkSession, settings: Settings, params: FeatureParams, scorer: ScoreFn | None) -> StreamQueries:

@@ -87,8 +87,10 @@ public final class FeatureProcessor extends StatefulProcessorWithInitialState<St
     @Override
     public void close() {
         if (PROFILE && nanos != null) {
-            System.err.printf("aegis-state profile: keys %d, load %.3fs, update %.3fs, features %.3fs, save %.3fs%n",
-                    nanos[4], nanos[0] / 1e9, nanos[1] / 1e9, nanos[2] / 1e9, nanos[3] / 1e9);
+            long[] cache = StateCache.shared().counters();
+            System.err.printf("aegis-state profile: keys %d, load %.3fs, update %.3fs, features %.3fs, save %.3fs,"
+                    + " cache hits %d misses %d entries %d bytes %d%n", nanos[4], nanos[0] / 1e9, nanos[1] / 1e9,
+                    nanos[2] / 1e9, nanos[3] / 1e9, cache[0], cache[1], cache[2], cache[3]);
         }
     }
 
@@ -98,7 +100,7 @@ public final class FeatureProcessor extends StatefulProcessorWithInitialState<St
         long t0 = System.nanoTime();
         StateConfig.Route route = route(key);
         long frontier = eventTime ? frontier(timers) : KeyState.NONE;
-        KeyState state = load(route);
+        KeyState state = load(route, key);
         long t1 = System.nanoTime();
         state.expire(cutoff(frontier));
         List<Row> out = new ArrayList<>();
@@ -133,7 +135,7 @@ public final class FeatureProcessor extends StatefulProcessorWithInitialState<St
             out.add(output(route, state, (KeyState.Event) r[0], (Row) r[1], (Boolean) r[2]));
         }
         long t3 = System.nanoTime();
-        save(route, state);
+        save(route, key, state);
         long t4 = System.nanoTime();
         nanos[0] += t1 - t0;
         nanos[1] += t2 - t1;
@@ -147,7 +149,7 @@ public final class FeatureProcessor extends StatefulProcessorWithInitialState<St
     public scala.collection.Iterator<Row> handleExpiredTimer(String key, TimerValues timers, ExpiredTimerInfo info) {
         StateConfig.Route route = route(key);
         long frontier = frontier(timers);
-        KeyState state = load(route);
+        KeyState state = load(route, key);
         // The timer that fired is no longer registered.
         if (state.expiryTimerMs == info.getExpiryTimeInMs()) {
             state.expiryTimerMs = KeyState.NONE;
@@ -162,7 +164,7 @@ public final class FeatureProcessor extends StatefulProcessorWithInitialState<St
         for (Object[] r : released) {
             out.add(output(route, state, (KeyState.Event) r[0], (Row) r[1], (Boolean) r[2]));
         }
-        save(route, state);
+        save(route, key, state);
         return CollectionConverters.asScala(out.iterator());
     }
 
@@ -173,7 +175,7 @@ public final class FeatureProcessor extends StatefulProcessorWithInitialState<St
     @Override
     public void handleInitialState(String key, Row seed, TimerValues timers) {
         StateConfig.Route route = route(key);
-        KeyState state = load(route);
+        KeyState state = load(route, key);
         for (Row row : seed.<Row>getList(seed.fieldIndex("rows"))) {
             String id = row.getString(row.fieldIndex("transaction_id"));
             if ("label".equals(row.getString(row.fieldIndex("kind")))) {
@@ -185,7 +187,7 @@ public final class FeatureProcessor extends StatefulProcessorWithInitialState<St
                 state.add(event(route, row));
             }
         }
-        save(route, state);
+        save(route, key, state);
     }
 
     private StateConfig.Route route(String key) {
@@ -247,15 +249,27 @@ public final class FeatureProcessor extends StatefulProcessorWithInitialState<St
         return RowFactory.create(values);
     }
 
-    private KeyState load(StateConfig.Route route) {
-        return KeyState.decode(stored.exists() ? stored.get() : null, route.numeric.size(), route.strings.size());
+    /** The key's state: the cached decoded one when the stored bytes are exactly what it was decoded from. */
+    private KeyState load(StateConfig.Route route, String key) {
+        byte[] value = stored.get();  // null when absent: one store read (exists() then get() was two)
+        KeyState cached = StateCache.shared().take(cacheKey(route, key), value);
+        if (cached != null) {
+            return cached;
+        }
+        return KeyState.decode(value, route.numeric.size(), route.strings.size());
     }
 
-    private void save(StateConfig.Route route, KeyState state) {
+    /** The cache's key: the grouping key, with the layout that decides how its bytes decode. */
+    private static String cacheKey(StateConfig.Route route, String key) {
+        return route.numeric.size() + "/" + route.strings.size() + "/" + key;
+    }
+
+    private void save(StateConfig.Route route, String key, KeyState state) {
         if (state.isEmpty()) {
             setTimer(state.expiryTimerMs, KeyState.NONE);
             setTimer(state.pendingTimerMs, KeyState.NONE);
             stored.clear();
+            StateCache.shared().forget(cacheKey(route, key));
             return;
         }
         long horizon = state.newestUs();
@@ -278,7 +292,11 @@ public final class FeatureProcessor extends StatefulProcessorWithInitialState<St
             }
         }
         state.pendingTimerMs = setTimer(state.pendingTimerMs, due);
-        stored.update(state.encode(route.numeric.size(), route.strings.size()));
+        byte[] value = state.encode(route.numeric.size(), route.strings.size());
+        stored.update(value);
+        if (config.cacheBytes > 0) {
+            StateCache.shared().put(cacheKey(route, key), value, state, config.cacheBytes);
+        }
     }
 
     private long setTimer(long registered, long wanted) {

@@ -30,12 +30,36 @@ final class KeyState {
         final String id;
         final double[] numbers;
         final String[] strings;
+        /** The event's part of the stored value, kept once known: a save copies it, not re-encodes it. */
+        private byte[] encoded;
 
         Event(long us, String id, double[] numbers, String[] strings) {
             this.us = us;
             this.id = id;
             this.numbers = numbers;
             this.strings = strings;
+        }
+
+        byte[] encoded(int numberCount, int stringCount) {
+            if (encoded == null) {
+                try {
+                    ByteArrayOutputStream bytes = new ByteArrayOutputStream(16 + id.length() + 8 * numberCount);
+                    DataOutputStream out = new DataOutputStream(bytes);
+                    out.writeLong(us);
+                    out.writeUTF(id);
+                    for (int i = 0; i < numberCount; i++) {
+                        out.writeDouble(numbers[i]);
+                    }
+                    for (int i = 0; i < stringCount; i++) {
+                        out.writeUTF(strings[i] == null ? "" : strings[i]);
+                    }
+                    out.flush();
+                    encoded = bytes.toByteArray();
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            }
+            return encoded;
         }
     }
 
@@ -110,21 +134,18 @@ final class KeyState {
 
     byte[] encode(int numbers, int strings) {
         try {
-            ByteArrayOutputStream bytes = new ByteArrayOutputStream(64 + events.size() * (24 + 8 * numbers));
+            int size = 64;
+            for (Event e : events) {
+                size += e.encoded(numbers, strings).length;
+            }
+            ByteArrayOutputStream bytes = new ByteArrayOutputStream(size + 24 * (frauds.size() + pending.size()));
             DataOutputStream out = new DataOutputStream(bytes);
             out.writeInt(FORMAT);
             out.writeLong(expiryTimerMs);
             out.writeLong(pendingTimerMs);
             out.writeInt(events.size());
             for (Event e : events) {
-                out.writeLong(e.us);
-                out.writeUTF(e.id);
-                for (int i = 0; i < numbers; i++) {
-                    out.writeDouble(e.numbers[i]);
-                }
-                for (int i = 0; i < strings; i++) {
-                    out.writeUTF(e.strings[i] == null ? "" : e.strings[i]);
-                }
+                out.write(e.encoded(numbers, strings));
             }
             out.writeInt(frauds.size());
             for (Map.Entry<String, Long> entry : frauds.entrySet()) {
@@ -148,7 +169,8 @@ final class KeyState {
             return state;
         }
         try {
-            DataInputStream in = new DataInputStream(new ByteArrayInputStream(value));
+            ByteArrayInputStream source = new ByteArrayInputStream(value);
+            DataInputStream in = new DataInputStream(source);
             int format = in.readInt();
             if (format != FORMAT) {
                 throw new IllegalStateException("aegis-state: stored key state has format " + format
@@ -158,6 +180,7 @@ final class KeyState {
             state.pendingTimerMs = in.readLong();
             int n = in.readInt();
             for (int k = 0; k < n; k++) {
+                int start = value.length - source.available();
                 long us = in.readLong();
                 String id = in.readUTF();
                 double[] nums = new double[numbers];
@@ -168,7 +191,9 @@ final class KeyState {
                 for (int i = 0; i < strings; i++) {
                     strs[i] = in.readUTF();
                 }
-                state.events.add(new Event(us, id, nums, strs));
+                Event event = new Event(us, id, nums, strs);
+                event.encoded = java.util.Arrays.copyOfRange(value, start, value.length - source.available());
+                state.events.add(event);
                 state.ids.add(id);
             }
             int f = in.readInt();

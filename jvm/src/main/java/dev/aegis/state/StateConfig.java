@@ -53,9 +53,13 @@ public final class StateConfig implements Serializable {
         }
     }
 
+    static final long DEFAULT_CACHE_MEGABYTES = 64;
+
     public final Map<String, Route> routes = new LinkedHashMap<>();
     public final long latenessUs;
     public final long retentionUs;
+    /** Cap on the decoded key states the executor keeps between micro-batches (0: none kept). */
+    public final long cacheBytes;
     public final String inputDdl;
     public final String outputDdl;
     public final List<String> carry = new ArrayList<>();
@@ -67,6 +71,7 @@ public final class StateConfig implements Serializable {
         }
         this.latenessUs = root.get("lateness_us").asLong();
         this.retentionUs = root.get("retention_us").asLong();
+        this.cacheBytes = root.path("cache_megabytes").asLong(DEFAULT_CACHE_MEGABYTES) << 20;
         this.inputDdl = root.get("input_schema").asText();
         this.outputDdl = root.get("output_schema").asText();
         for (JsonNode c : root.get("carry")) {
