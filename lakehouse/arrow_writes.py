@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, PostCommitHookProperties, write_deltalake
 
 from lakehouse.arrow import arrow_schema
 from lakehouse.delta_io import ContractError, commit_marker, parse_marker
@@ -21,6 +21,7 @@ from lakehouse.tables import TableContract
 
 log = logging.getLogger("aegis.delta")
 _HISTORY_PAGE = 50
+_NO_POST_COMMIT_WORK = PostCommitHookProperties(create_checkpoint=False, cleanup_expired_logs=False)
 
 
 def conform_arrow(table: pa.Table, contract: TableContract) -> pa.Table:
@@ -85,5 +86,8 @@ class ArrowAppender:
             partition_by=list(self.contract.partition_by) or None,
             commit_properties=CommitProperties(
                 custom_metadata={"userMetadata": commit_marker(self.app_id, version, user_metadata)}),
+            # Checkpoints and log clean-up stay with the cold query and the nightly maintenance: none
+            # of it runs inside a hot micro-batch.
+            post_commithook_properties=_NO_POST_COMMIT_WORK,
         )
         return True
