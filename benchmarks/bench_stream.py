@@ -339,6 +339,7 @@ def _per_batch(hot: list, cold: list, progress: list[dict]) -> dict:
         "delta_commits_per_batch": mean([b.delta_commits for b in hot], 2),
         "driver_seconds_per_batch": mean([b.seconds for b in hot]),
         "compute_seconds_per_batch": mean([b.compute_seconds for b in hot]),
+        "plan_seconds_per_batch": mean([b.plan_seconds for b in hot]),
         "write_seconds_per_batch": mean([b.write_seconds for b in hot]),
         "events_per_batch": mean([b.scored for b in hot], 1),
         "state_rows": int(sum(op.get("numRowsTotal", 0) for op in operators)),

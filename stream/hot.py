@@ -152,7 +152,9 @@ class HotPath:
             self._first_batch = False
         spark.sparkContext.setLocalProperty(BATCH_ID_PROPERTY, str(batch_id))
         scored = self.scorer(silver, keep=self._keep, batch_from_task=True)  # type: ignore[misc]
-        rows = self._collected(scored).toArrow()  # the micro-batch's one job: Kafka to scores
+        collected = self._collected(scored)
+        summary.plan_seconds = time.monotonic() - started
+        rows = collected.toArrow()  # the micro-batch's one job: Kafka to scores
         summary.compute_seconds = time.monotonic() - started
         summary.featurized = summary.scored = rows.num_rows
         if not rows.num_rows:

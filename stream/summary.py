@@ -20,6 +20,7 @@ class BatchSummary:
     quarantined: int = 0
     seconds: float = 0.0
     compute_seconds: float = 0.0  # hot: state, merge and scoring (the first action); cold: parse and counts
+    plan_seconds: float = 0.0  # hot: the driver building the micro-batch's DataFrames, before its job starts
     write_seconds: float = 0.0  # the concurrent writes
     spark_jobs: int = 0
     delta_commits: int = 0
