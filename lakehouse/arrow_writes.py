@@ -16,11 +16,10 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, PostCommitHookProperties, write_deltalake
 
 from lakehouse.arrow import arrow_schema
-from lakehouse.delta_io import ContractError, commit_marker, parse_marker
+from lakehouse.delta_io import ContractError, commit_marker, marked_version, parse_marker
 from lakehouse.tables import TableContract
 
 log = logging.getLogger("aegis.delta")
-_HISTORY_PAGE = 50
 _NO_POST_COMMIT_WORK = PostCommitHookProperties(create_checkpoint=False, cleanup_expired_logs=False)
 
 
@@ -59,18 +58,14 @@ class ArrowAppender:
         """The highest version this writer (either engine) committed to the table (None: never)."""
         table = self._open()
         table.update_incremental()
-        for limit in (_HISTORY_PAGE, None):
-            history = table.history(limit)
-            for commit in sorted(history, key=lambda c: c.get("version", -1), reverse=True):
-                mark = parse_marker(commit.get("userMetadata"))
-                if mark.get("app") == self.app_id:
-                    return int(mark["version"])
-            if limit is None or len(history) < limit:
-                break
-        return None
 
-    def append(self, rows: pa.Table, version: int, verify: bool = True,
-               user_metadata: dict[str, Any] | None = None) -> bool:
+        def markers(limit: int | None) -> list[dict[str, Any]]:
+            commits = sorted(table.history(limit), key=lambda c: c.get("version", -1), reverse=True)
+            return [parse_marker(c.get("userMetadata")) for c in commits]
+
+        return marked_version(markers, self.app_id)
+
+    def append(self, rows: pa.Table, version: int, verify: bool = True) -> bool:
         """Append ``rows`` once for ``version``: with ``verify``, a version committed before is skipped."""
         table = self._open()
         if verify:
@@ -85,7 +80,7 @@ class ArrowAppender:
             mode="append",
             partition_by=list(self.contract.partition_by) or None,
             commit_properties=CommitProperties(
-                custom_metadata={"userMetadata": commit_marker(self.app_id, version, user_metadata)}),
+                custom_metadata={"userMetadata": commit_marker(self.app_id, version)}),
             # Checkpoints and log clean-up stay with the cold query and the nightly maintenance: none
             # of it runs inside a hot micro-batch.
             post_commithook_properties=_NO_POST_COMMIT_WORK,

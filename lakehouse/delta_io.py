@@ -199,19 +199,33 @@ def commit_markers(spark: SparkSession, path: str, limit: int | None = _HISTORY_
     return [parse_marker(meta) for _, meta in sorted(history.select("version", "userMetadata").collect(), reverse=True)]
 
 
-def newest_marker(spark: SparkSession, path: str, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
-    """The newest commit marker that ``match`` accepts: the newest page first, all history if needed."""
-    marks = commit_markers(spark, path)
+MarkerPages = Callable[[int | None], list[dict[str, Any]]]
+
+
+def newest_in_history(read: MarkerPages, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+    """The newest marker ``match`` accepts, from ``read(limit)`` (markers newest first, all when None):
+    the newest page first, all history if needed. Either engine's history reader plugs in."""
+    marks = read(_HISTORY_PAGE)
     found = next((m for m in marks if match(m)), None)
     if found is None and len(marks) == _HISTORY_PAGE:
-        found = next((m for m in commit_markers(spark, path, None) if match(m)), None)
+        found = next((m for m in read(None) if match(m)), None)
     return found
+
+
+def newest_marker(spark: SparkSession, path: str, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+    """The newest commit marker that ``match`` accepts: the newest page first, all history if needed."""
+    return newest_in_history(lambda limit: commit_markers(spark, path, limit), match)
+
+
+def marked_version(read: MarkerPages, app_id: str) -> int | None:
+    """The highest version an idempotent append committed for ``app_id`` in that history (None: never)."""
+    mark = newest_in_history(read, lambda m: m.get("app") == app_id)
+    return int(mark["version"]) if mark else None
 
 
 def last_marked_version(spark: SparkSession, path: str, app_id: str) -> int | None:
     """The highest version ``append_idempotent`` committed for ``app_id`` (None: never)."""
-    mark = newest_marker(spark, path, lambda m: m.get("app") == app_id)
-    return int(mark["version"]) if mark else None
+    return marked_version(lambda limit: commit_markers(spark, path, limit), app_id)
 
 
 def insert_new(

@@ -94,7 +94,6 @@ class HotPath:
         self._gold_writer = ArrowAppender(SCORES, root, f"{self.app_id}.gold")
         self._silver_writer = ArrowAppender(self.silver, root, f"{self.app_id}.silver")
         self._scores_topic = RecordPublisher(settings, settings.kafka.topics.scores)
-        self._first_batch = True
         self.history: list[BatchSummary] = []
         self.flagged: list[dict[str, Any]] = []  # latest review/block rows, newest last
         self._replay_possible = True  # only a run's first micro-batch can replay a half-written one
@@ -146,10 +145,9 @@ class HotPath:
         """Score the micro-batch in one Spark job that collects it as Arrow, then append gold and silver
         from the driver (deltalake) and publish the scores, concurrently."""
         spark = halves.sparkSession
-        if self._first_batch:
+        if verify:  # a run's first micro-batch: the tables may not exist yet (deltalake appends to existing ones)
             for contract in self.tables:
                 ensure_table(spark, contract, self.settings.lakehouse_root)
-            self._first_batch = False
         spark.sparkContext.setLocalProperty(BATCH_ID_PROPERTY, str(batch_id))
         scored = self.scorer(silver, keep=self._keep, batch_from_task=True)  # type: ignore[misc]
         collected = self._collected(scored)

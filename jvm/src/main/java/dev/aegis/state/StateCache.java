@@ -72,9 +72,4 @@ final class StateCache {
     synchronized long[] counters() {
         return new long[] {hits, misses, entries.size(), bytes};
     }
-
-    synchronized void clear() {
-        entries.clear();
-        bytes = 0;
-    }
 }
