@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -98,16 +99,23 @@ def _stop(proc: subprocess.Popen, timeout: float = 20.0) -> None:
             proc.wait(10)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """A standalone master and two workers (1 core, 1 GiB each) on free loopback ports."""
-    root = tmp_path_factory.mktemp("standalone")
+# A daemon whose port was taken between free_ports() and its bind fails at once (no port+1 retry),
+# and the launch starts over on fresh ports, rather than a client talking to whoever holds the port.
+DAEMON_OPTS = "-Dspark.port.maxRetries=0"
+LAUNCH_ATTEMPTS = 3
+# The master logs its UI address under its host name (localhost); we reach it on loopback by port.
+WEBUI_STARTED = re.compile(r"Bound MasterWebUI to \S+, and started at http://[^:/\s]+:(\d+)")
+
+
+def _launch_cluster(root: Path) -> tuple[Cluster, list[subprocess.Popen], str]:
+    """Start one master and two workers; return them and, if they did not all come up, why."""
     logs = root / "logs"
     logs.mkdir()
     spark_class = str(_spark_home() / "bin" / "spark-class")
     port, webui, *worker_ports = free_ports(6)
     env = {**_clean_env(), "SPARK_HOME": str(_spark_home()), "SPARK_DAEMON_MEMORY": "384m",
-           "SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false"}  # no fixed REST port 6066
+           "SPARK_MASTER_OPTS": f"{DAEMON_OPTS} -Dspark.master.rest.enabled=false",  # no fixed REST port 6066
+           "SPARK_WORKER_OPTS": DAEMON_OPTS}
     procs: list[subprocess.Popen] = []
 
     def launch(name: str, *args: str) -> None:
@@ -115,32 +123,52 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             procs.append(subprocess.Popen([spark_class, *args], cwd=root, env=env, stdout=out,
                                           stderr=subprocess.STDOUT, start_new_session=True))
 
-    master = f"spark://127.0.0.1:{port}"
-    cluster = Cluster(master, f"http://127.0.0.1:{webui}", [], logs)
-    try:
-        launch("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
-               "--webui-port", str(webui))
-        for i in range(2):
-            work = root / f"worker-{i}"
-            work.mkdir()
-            cluster.worker_dirs.append(work)
-            launch(f"worker-{i}", "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
-                   "--port", str(worker_ports[2 * i]), "--webui-port", str(worker_ports[2 * i + 1]),
-                   "--cores", "1", "--memory", "1g", "--work-dir", str(work), master)
-        deadline = time.monotonic() + 90
-        while True:
+    cluster = Cluster(f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{webui}", [], logs)
+    launch("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
+           "--webui-port", str(webui))
+    for i in range(2):
+        work = root / f"worker-{i}"
+        work.mkdir()
+        cluster.worker_dirs.append(work)
+        launch(f"worker-{i}", "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
+               "--port", str(worker_ports[2 * i]), "--webui-port", str(worker_ports[2 * i + 1]),
+               "--cores", "1", "--memory", "1g", "--work-dir", str(work), cluster.master_url)
+    deadline = time.monotonic() + 90
+    last = "no answer yet"
+    while True:
+        # Ask the address the master says its UI started at, not the one we asked for.
+        started = WEBUI_STARTED.search((logs / "master.log").read_text(errors="replace"))
+        if started:
+            cluster.webui = f"http://127.0.0.1:{started.group(1)}"
             try:
-                if cluster.state().get("aliveworkers") == 2:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                pytest.fail(f"standalone cluster did not come up\n{cluster.tail()}")
-            time.sleep(1)
-        yield cluster
-    finally:
-        for proc in reversed(procs):  # workers first, then the master
-            _stop(proc)
+                alive = cluster.state().get("aliveworkers")
+                if alive == 2:
+                    return cluster, procs, ""
+                last = f"{alive} alive workers"
+            except (OSError, ValueError) as exc:  # not listening yet, or not the master's JSON
+                last = f"{type(exc).__name__}: {exc}"
+        if any(p.poll() is not None for p in procs):
+            return cluster, procs, f"a daemon exited ({last})"
+        if time.monotonic() > deadline:
+            return cluster, procs, f"no 2 alive workers in 90 s ({last})"
+        time.sleep(1)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A standalone master and two workers (1 core, 1 GiB each) on free loopback ports."""
+    failures = []
+    for attempt in range(1, LAUNCH_ATTEMPTS + 1):
+        cluster, procs, failure = _launch_cluster(tmp_path_factory.mktemp(f"standalone-{attempt}"))
+        try:
+            if not failure:
+                yield cluster
+                return
+            failures.append(f"attempt {attempt}: {failure}\n{cluster.tail()}")
+        finally:
+            for proc in reversed(procs):  # workers first, then the master
+                _stop(proc)
+    pytest.fail("standalone cluster did not come up\n" + "\n".join(failures))
 
 
 @pytest.fixture(scope="module")
