@@ -107,8 +107,9 @@ LAUNCH_ATTEMPTS = 3
 WEBUI_STARTED = re.compile(r"Bound MasterWebUI to \S+, and started at http://[^:/\s]+:(\d+)")
 
 
-def _launch_cluster(root: Path) -> tuple[Cluster, list[subprocess.Popen], str]:
-    """Start one master and two workers; return them and, if they did not all come up, why."""
+def _launch_cluster(root: Path, procs: list[subprocess.Popen]) -> tuple[Cluster, str]:
+    """Start one master and two workers into ``procs`` (the caller stops them, whatever happens here);
+    return the cluster and, if it did not come up, why."""
     logs = root / "logs"
     logs.mkdir()
     spark_class = str(_spark_home() / "bin" / "spark-class")
@@ -116,7 +117,6 @@ def _launch_cluster(root: Path) -> tuple[Cluster, list[subprocess.Popen], str]:
     env = {**_clean_env(), "SPARK_HOME": str(_spark_home()), "SPARK_DAEMON_MEMORY": "384m",
            "SPARK_MASTER_OPTS": f"{DAEMON_OPTS} -Dspark.master.rest.enabled=false",  # no fixed REST port 6066
            "SPARK_WORKER_OPTS": DAEMON_OPTS}
-    procs: list[subprocess.Popen] = []
 
     def launch(name: str, *args: str) -> None:
         with (logs / f"{name}.log").open("wb") as out:
@@ -143,14 +143,14 @@ def _launch_cluster(root: Path) -> tuple[Cluster, list[subprocess.Popen], str]:
             try:
                 alive = cluster.state().get("aliveworkers")
                 if alive == 2:
-                    return cluster, procs, ""
+                    return cluster, ""
                 last = f"{alive} alive workers"
             except (OSError, ValueError) as exc:  # not listening yet, or not the master's JSON
                 last = f"{type(exc).__name__}: {exc}"
         if any(p.poll() is not None for p in procs):
-            return cluster, procs, f"a daemon exited ({last})"
+            return cluster, f"a daemon exited ({last})"
         if time.monotonic() > deadline:
-            return cluster, procs, f"no 2 alive workers in 90 s ({last})"
+            return cluster, f"no 2 alive workers in 90 s ({last})"
         time.sleep(1)
 
 
@@ -159,8 +159,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A standalone master and two workers (1 core, 1 GiB each) on free loopback ports."""
     failures = []
     for attempt in range(1, LAUNCH_ATTEMPTS + 1):
-        cluster, procs, failure = _launch_cluster(tmp_path_factory.mktemp(f"standalone-{attempt}"))
+        procs: list[subprocess.Popen] = []
         try:
+            cluster, failure = _launch_cluster(tmp_path_factory.mktemp(f"standalone-{attempt}"), procs)
             if not failure:
                 yield cluster
                 return
