@@ -17,7 +17,7 @@ from features.catalog import FeatureParams, feature_names
 from models.pyfunc import load_scorer
 from models.registry import get_alias_version
 from models.scorer import WORKER_COPY
-from models.spark_scoring import score_features
+from models.spark_scoring import MODEL_PATH_PROPERTY, MODEL_VERSION_PROPERTY, score_features
 
 log = logging.getLogger("aegis.scoring")
 
@@ -100,15 +100,20 @@ class ModelScorer:
             self._checked = now
         return self.model
 
-    def __call__(
-        self,
-        features: DataFrame,
-        batch_id: int | None = None,
-        keep: tuple[str, ...] = (),
-        batch_from_task: bool = False,
-    ) -> DataFrame:
+    def __call__(self, features: DataFrame, batch_id: int | None = None, keep: tuple[str, ...] = ()) -> DataFrame:
+        """Score with the model current now (a batch job: backfill, analysts)."""
         model = self.current()
         return score_features(
-            features, model.path, model.name, model.version, self.names, self.source, self.run_id, batch_id, keep,
-            batch_from_task,
+            features, model.path, model.name, model.version, self.names, self.source, self.run_id, batch_id, keep
         )
+
+    def in_plan(self, features: DataFrame, keep: tuple[str, ...] = ()) -> DataFrame:
+        """Score in a plan built once (a stream): the model comes from :meth:`task_properties`."""
+        return score_features(
+            features, None, self.settings.mlflow.model_name, None, self.names, self.source, self.run_id, keep=keep
+        )
+
+    def task_properties(self) -> dict[str, str]:
+        """The local properties that carry the current model to the next micro-batch's tasks."""
+        model = self.current()
+        return {MODEL_PATH_PROPERTY: model.path, MODEL_VERSION_PROPERTY: model.version}

@@ -30,7 +30,7 @@ from lakehouse.tables import SCORES
 from quality.ingest import FAILED, parse_labels, parse_transactions
 from stream.bootstrap import initial_state, is_new_checkpoint
 from stream.cold import KIND, ColdPath
-from stream.hot import POOL_PROPERTY, HotPath, ScoreFn
+from stream.hot import POOL_PROPERTY, HotPath, PlanScorer
 from stream.state import featurize_in_state, plan_for, routed_labels, routed_transactions
 from stream.summary import BatchSummary
 
@@ -144,7 +144,7 @@ class StreamQueries:
         self._close()
 
 
-def start(spark: SparkSession, settings: Settings, params: FeatureParams, scorer: ScoreFn | None) -> StreamQueries:
+def start(spark: SparkSession, settings: Settings, params: FeatureParams, scorer: PlanScorer | None) -> StreamQueries:
     """Start the queries ``stream.queries`` names: hot (seeded from bronze on a new checkpoint), cold, or both."""
     s = settings.stream
     plan = plan_for(params, s.allowed_lateness_seconds)
@@ -160,7 +160,8 @@ def start(spark: SparkSession, settings: Settings, params: FeatureParams, scorer
             hot_session, hot_input(*topic_sources(hot_session, settings, capped=False), settings), plan, initial
         )
         hot_path = HotPath(settings, params, plan, scorer)
-        hot = _start(halves, f"{s.query_name}.hot", hot_checkpoint, s.trigger_seconds, _in_pool("hot", hot_path))
+        hot = _start(hot_path.rows(halves), f"{s.query_name}.hot", hot_checkpoint, s.trigger_seconds,
+                     _in_pool("hot", hot_path))
     if s.queries in ("both", "cold"):
         # The hot query's tables, whichever process writes them (a missing one is skipped).
         cold_path = ColdPath(settings, checkpointed=hot_path.tables if hot_path else (SCORES, features_table(params)))

@@ -6,7 +6,7 @@ fraud label goes to its terminal. ``dev.aegis.state.FeatureState`` (jvm/) runs a
 per key it keeps the events the declared windows need, featurizes each transaction once, drops
 repeated transaction ids and expires what the windows can no longer reach. Each transaction
 comes out as two half rows (one per route) in the same micro-batch; :func:`merge_halves` joins
-them into silver's row.
+them into silver's row (in the JVM too).
 """
 
 from __future__ import annotations
@@ -82,23 +82,29 @@ def output_fields(plan: StatePlan) -> list[tuple[str, str]]:
             *[(name, "double") for name in plan.feature_names], *carried]
 
 
+def state_config(plan: StatePlan) -> str:
+    """The JSON config the JVM processor and the halves merge parse."""
+    return plan.config(_ddl(_ROUTED), _ddl(output_fields(plan)), CARRY)
+
+
+def _state_class(spark: SparkSession) -> Any:
+    # A batch query's state stores need the coordinator that the streams manager starts.
+    spark.streams  # noqa: B018
+    jvm: Any = spark._jvm  # type: ignore[attr-defined]
+    return jvm.dev.aegis.state.FeatureState
+
+
 def featurize_in_state(spark: SparkSession, routed: DataFrame, plan: StatePlan,
                        initial: DataFrame | None = None) -> DataFrame:
     """Apply the state processor to routed rows (streaming, or batch for tests); ``initial`` is a
     :func:`seed_rows` frame."""
     lateness = timedelta(microseconds=plan.lateness_us)
-    config = plan.config(_ddl(_ROUTED), _ddl(output_fields(plan)), CARRY)
-    columns = ROUTED_COLUMNS
     source = routed.withWatermark(WATERMARK_COLUMN, f"{int(lateness.total_seconds() * 1000)} milliseconds") \
         if routed.isStreaming else routed
     # The watermark column's job ends at the watermark node: the operator sees the routed columns.
-    source = source.select(*columns)
-    # A batch query's state stores need the coordinator that the streams manager starts.
-    spark.streams  # noqa: B018
-    jvm: Any = spark._jvm  # type: ignore[attr-defined]
+    source = source.select(*ROUTED_COLUMNS)
     init = initial._jdf if initial is not None else None
-    out = jvm.dev.aegis.state.FeatureState.apply(source._jdf, config, init)
-    return DataFrame(out, spark)
+    return DataFrame(_state_class(spark).apply(source._jdf, state_config(plan), init), spark)
 
 
 def seed_rows(routed: DataFrame) -> DataFrame:
@@ -107,37 +113,30 @@ def seed_rows(routed: DataFrame) -> DataFrame:
 
 
 class HalvesMerge:
-    """:func:`merge_halves` with its column expressions built once: each expression is a round trip
-    to the JVM, a few hundred per micro-batch otherwise (about 0.3 s of driver time)."""
+    """silver.features rows (before lineage columns) from the processor's half rows.
+
+    The JVM joins the halves (``FeatureState.mergeHalves``: a repartition by transaction id and a
+    stateless per-partition merge), so a streaming query plans the merge once; an aggregation
+    would be a second stateful operator, a self-join would run the processor once per side. The
+    row features and the output projection are built once: each column expression is a round
+    trip to the JVM.
+    """
 
     def __init__(self, params: FeatureParams, plan: StatePlan) -> None:
         feats = declare_features(params)
-        customer = [str(s["name"]) for s in plan.routes["c"]]
-        terminal = [str(s["name"]) for s in plan.routes["t"]]
-        is_customer = F.col("route") == "c"
-        self._merged = F.struct(
-            *[F.max(F.when(is_customer, F.col(c))).alias(c) for c in CARRY],
-            *[F.max(F.when(is_customer, F.col(c))).alias(c) for c in customer],
-            *[F.max(F.when(~is_customer, F.col(c))).alias(c) for c in terminal],
-            F.max("is_late").alias("is_late"),
-            F.count(F.lit(1)).alias("_halves"),
-        ).alias("_merged")
-        self._both = F.col("_merged._halves") == 2
+        self._config = state_config(plan)
         self._row_features = Projection([row_feature(f, params).alias(f.name) for f in feats if is_row_feature(f)],
                                         keep_all=True)
         self._output = Projection([*feature_row(feats, params, ("kafka_timestamp",)), "is_late"])
 
     def __call__(self, halves: DataFrame) -> DataFrame:
-        merged = halves.groupBy("transaction_id").agg(self._merged).filter(self._both)
-        return self._output(self._row_features(merged.select("transaction_id", "_merged.*")))
+        spark = halves.sparkSession
+        merged = DataFrame(_state_class(spark).mergeHalves(halves._jdf, self._config), spark)
+        return self._output(self._row_features(merged))
 
 
 def merge_halves(halves: DataFrame, params: FeatureParams, plan: StatePlan) -> DataFrame:
-    """silver.features rows (before lineage columns) from one micro-batch's output of the processor.
-
-    One aggregation by transaction id, not a join of the two routes: a self-join would run the
-    stateful operator once per side.
-    """
+    """silver.features rows (before lineage columns) from one micro-batch's output of the processor."""
     return HalvesMerge(params, plan)(halves)
 
 
