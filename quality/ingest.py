@@ -91,7 +91,9 @@ def _checked(raw: DataFrame, kind: EventKind, card_key: str | None, max_record_b
     def check_batch(keys: pa.Array, values: pa.Array) -> pa.Array:
         return check_arrow(kind, keys, values, card_key, max_record_bytes)
 
-    check = F.arrow_udf(check_batch, checked_type(kind))  # type: ignore[call-overload]
+    # Nondeterministic so the optimizer cannot inline the UDF into a later filter on its result:
+    # a deterministic one is evaluated twice per record (once for the filter, once for the columns).
+    check = F.arrow_udf(check_batch, checked_type(kind)).asNondeterministic()  # type: ignore[call-overload]
     kafka = [F.col(source).alias(target) for source, target in _KAFKA]
     return raw.select(*kafka, check(F.col("key").cast("binary"), F.col("value").cast("binary")).alias("_r")) \
         .select(*[target for _, target in _KAFKA], "_r.*")

@@ -124,6 +124,14 @@ def test_input_count_is_valid_plus_quarantined(parsed: DataFrame) -> None:
     assert valid.filter(F.size(FAILED) > 0).count() == 0
 
 
+def test_the_contract_check_runs_once_per_record_when_its_result_is_filtered(spark) -> None:
+    """The hot path filters valid rows straight after the check: the plan evaluates the check once."""
+    valid = parse_transactions(kafka_frame(spark, VALUES), "test-card-key").filter(F.size(FAILED) == 0)
+    plan = valid.select("transaction_id", "amount")._jdf.queryExecution().executedPlan().toString()
+    assert plan.count("ArrowEvalPython") == 1, plan
+    assert valid.count() == len(VALID) + len(DUPLICATES)
+
+
 def test_duplicates_are_reported_not_lost_silently(parsed: DataFrame) -> None:
     """Both deliveries of an id pass the row rules; bronze keeps one (insert_new collapses duplicate
     deliveries, asserted end to end in test_stream), and the batch check records how many rows were
