@@ -1,11 +1,5 @@
-"""Select lists built once and applied as a plain ``select``.
-
-A streaming query's plan is built once, when it starts, so building its column expressions once
-(each one a JVM round trip from PySpark) is all the saving there is. The lists were once packed
-into a struct column to apply them in two round trips per micro-batch; the struct survived into
-the executed plan (every row copied into and out of a struct per projection, and a wider plan for
-the optimizer every micro-batch), so the select is plain.
-"""
+"""Select lists built once (each column expression is a JVM round trip from PySpark), applied as a
+plain ``select``: packing them into a struct column kept the struct in the executed plan."""
 
 from __future__ import annotations
 

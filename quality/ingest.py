@@ -91,8 +91,8 @@ def _checked(raw: DataFrame, kind: EventKind, card_key: str | None, max_record_b
     def check_batch(keys: pa.Array, values: pa.Array) -> pa.Array:
         return check_arrow(kind, keys, values, card_key, max_record_bytes)
 
-    # Nondeterministic so the optimizer cannot inline the UDF into a later filter on its result:
-    # a deterministic one is evaluated twice per record (once for the filter, once for the columns).
+    # Nondeterministic, as it is (the time-range rule reads the clock): the optimizer then cannot
+    # copy the UDF into a filter on its result, which ran it twice per record (filter and columns).
     check = F.arrow_udf(check_batch, checked_type(kind)).asNondeterministic()  # type: ignore[call-overload]
     kafka = [F.col(source).alias(target) for source, target in _KAFKA]
     return raw.select(*kafka, check(F.col("key").cast("binary"), F.col("value").cast("binary")).alias("_r")) \
